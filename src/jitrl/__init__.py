@@ -1,0 +1,21 @@
+"""jitrl: Just-In-Time Reinforcement Learning for LLM agents, without gradient updates."""
+
+from jitrl.config import JitRLConfig, PolicyConfig, RetrievalConfig, ReturnConfig, ValueConfig
+from jitrl.learner import Episode, JitRL
+from jitrl.types import Decision, Experience, State
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Decision",
+    "Episode",
+    "Experience",
+    "JitRL",
+    "JitRLConfig",
+    "PolicyConfig",
+    "RetrievalConfig",
+    "ReturnConfig",
+    "State",
+    "ValueConfig",
+    "__version__",
+]

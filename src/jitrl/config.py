@@ -1,0 +1,128 @@
+"""Typed configuration of the method. Every constant of JitRL is a named, documented field here.
+
+Defaults follow the public implementation of the method where it gives one (``k = 10``,
+``gamma = 0.5``, ``alpha = 5``) and are otherwise chosen on the development games and checked on
+generated TextWorld games; ``docs/method.md`` explains each choice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+SimilarityKind = Literal["ngram", "key", "mix"]
+AdvantageScale = Literal["none", "max_abs"]
+Selection = Literal["greedy", "sample"]
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True)
+class ReturnConfig:
+    """How step rewards become discounted returns when an episode ends."""
+
+    gamma: float = 0.5
+    """Discount factor in ``G_t = sum_u gamma^(u-t) r_u``; 0.5 as in the public implementation."""
+    terminal_penalty: float = 10.0
+    """Subtracted from the last step's reward when the episode ends in failure (death, loss)."""
+    revisit_penalty: float = 1.0
+    """Subtracted from a step's reward when it leads back to a state already visited in the
+    same episode (same exact key, or same text when there is no key). Without it a loop earns
+    the same return (0) as real progress and memory cannot tell them apart; 0 disables it."""
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}")
+        _check(self.terminal_penalty >= 0.0, "terminal_penalty must be >= 0")
+        _check(self.revisit_penalty >= 0.0, "revisit_penalty must be >= 0")
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """Which past experiences count as neighbours of the current state."""
+
+    k: int = 10
+    """Number of neighbours kept (top-k by similarity, most recent first among ties)."""
+    threshold: float = 0.5
+    """Minimum similarity for a record to be a neighbour, in ``(0, 1]``."""
+    similarity: SimilarityKind = "mix"
+    """``ngram``: word n-gram Jaccard of state texts; ``key``: exact state key only;
+    ``mix``: ``key_weight * [keys equal] + (1 - key_weight) * jaccard``."""
+    ngram: int = 2
+    """Word n-gram size for the Jaccard similarity (unigrams are always included)."""
+    key_weight: float = 0.5
+    """Weight of the exact-key match in the ``mix`` similarity, in ``[0, 1]``."""
+    working_memory: bool = True
+    """Also retrieve the current episode's own earlier steps, valued by the return observed so
+    far (rewards and revisit penalties up to now; no future is invented). Memory is otherwise
+    updated only when an episode ends, so a greedy agent could repeat a loop for a whole
+    episode; with it, a loop is discouraged as soon as it closes."""
+
+    def __post_init__(self) -> None:
+        _check(self.k >= 1, f"k must be >= 1, got {self.k}")
+        _check(0.0 < self.threshold <= 1.0, f"threshold must be in (0, 1], got {self.threshold}")
+        _check(self.similarity in ("ngram", "key", "mix"), f"unknown similarity {self.similarity}")
+        _check(self.ngram >= 1, f"ngram must be >= 1, got {self.ngram}")
+        _check(0.0 <= self.key_weight <= 1.0, "key_weight must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class ValueConfig:
+    """How neighbours become Q, V and advantages."""
+
+    alpha: float = 5.0
+    """Optimism for actions no neighbour took: ``Q = max(V, unseen_floor) + alpha / (1 + |N|)``."""
+    unseen_floor: float | None = 0.0
+    """Lowest base value of an untried action. When every neighbour took one bad action, ``V``
+    equals that action's value and the plain ``V + bonus`` keeps an untried action only a bonus
+    above it, however bad it was; the floor values untried actions at least like an uneventful
+    step (return 0). ``None`` gives the plain ``V + bonus``."""
+    seen_bonus: float = 0.0
+    """UCB bonus for seen actions, ``seen_bonus * sqrt(ln|N| / n(s, a))``; 0 disables it."""
+    scale: AdvantageScale = "none"
+    """``max_abs`` divides advantages by ``max |A|`` in the state so beta is scale-free."""
+
+    def __post_init__(self) -> None:
+        _check(self.alpha >= 0.0, "alpha must be >= 0")
+        _check(self.seen_bonus >= 0.0, "seen_bonus must be >= 0")
+        _check(self.scale in ("none", "max_abs"), f"unknown advantage scale {self.scale}")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """The closed-form update ``z' = z + A / beta`` and the choice of action."""
+
+    beta: float = 1.0
+    """KL strength: large keeps the LLM's distribution, small follows memory greedily."""
+    selection: Selection = "greedy"
+    """``greedy``: argmax of the corrected logits; ``sample``: draw from ``softmax(z' / T)``."""
+    temperature: float = 1.0
+    """Sampling temperature ``T`` (also used for the reported probabilities)."""
+    length_normalise: bool = True
+    """Use the mean per-token log-probability of a candidate as its base logit."""
+    propose: bool = True
+    """Let actions that neighbours took with positive advantage join the candidate set."""
+    floor_logit: float | None = None
+    """Base logit of memory-proposed actions; ``None`` uses the lowest base logit in the state."""
+
+    def __post_init__(self) -> None:
+        _check(self.beta > 0.0 and math.isfinite(self.beta), "beta must be positive and finite")
+        _check(self.selection in ("greedy", "sample"), f"unknown selection {self.selection}")
+        _check(self.temperature > 0.0, "temperature must be > 0")
+
+
+@dataclass(frozen=True)
+class JitRLConfig:
+    """All of the method's settings."""
+
+    returns: ReturnConfig = field(default_factory=ReturnConfig)
+    """Discounting and terminal penalty."""
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    """Neighbour search."""
+    values: ValueConfig = field(default_factory=ValueConfig)
+    """Q, V, A estimates."""
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    """Logit update and action choice."""

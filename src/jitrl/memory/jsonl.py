@@ -1,0 +1,226 @@
+"""Move experiences between stores as JSON Lines: one JSON object per experience.
+
+Each line holds every field of an :class:`~jitrl.types.Experience`, the state as an object::
+
+    {"episode_id": "e1", "step": 0, "task_id": "zork1", "state": {"text": "...", "key": null},
+     "action": "open mailbox", "reward": 0.0, "ret": 4.5, "created_at": 1718000000.0}
+
+Floats are written with Python's shortest round-trip representation, so an export followed by an
+import reproduces every record exactly. Exports are written to a temporary file in the target's
+folder and renamed over the target, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+import tempfile
+from collections.abc import Iterable
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jitrl.memory.base import DuplicateEpisodeError, ExperienceStore
+from jitrl.memory.validation import validate_experience
+from jitrl.types import Experience, State
+
+logger = logging.getLogger(__name__)
+
+_REQUIRED_KEYS = frozenset({"episode_id", "step", "state", "action", "ret"})
+_OPTIONAL_KEYS = frozenset({"task_id", "reward", "created_at"})
+_STATE_KEYS = frozenset({"text", "key"})
+_NEW_FILE_MODE = 0o644  # permissions of an export that does not replace an existing file
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What :func:`import_jsonl` did.
+
+    Attributes:
+        episodes: episodes added to the store.
+        experiences: experiences added to the store.
+        skipped_episodes: episodes of the file that the store already held (left untouched).
+    """
+
+    episodes: int
+    experiences: int
+    skipped_episodes: int
+
+
+def experience_to_json(experience: Experience) -> dict[str, Any]:
+    """The JSON object of one experience (all fields; the state as ``{"text", "key"}``)."""
+    return {
+        "episode_id": experience.episode_id,
+        "step": experience.step,
+        "task_id": experience.task_id,
+        "state": {"text": experience.state.text, "key": experience.state.key},
+        "action": experience.action,
+        "reward": experience.reward,
+        "ret": experience.ret,
+        "created_at": experience.created_at,
+    }
+
+
+def experience_from_json(obj: object) -> Experience:
+    """Parse and validate one JSON object written by :func:`experience_to_json`.
+
+    ``task_id``, ``reward`` and ``created_at`` may be omitted (dataclass defaults); unknown
+    keys are refused so that typos do not pass silently.
+
+    Raises:
+        ValueError / TypeError: the object is malformed or a value cannot be stored.
+    """
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    missing = sorted(_REQUIRED_KEYS - obj.keys())
+    unknown = sorted(obj.keys() - _REQUIRED_KEYS - _OPTIONAL_KEYS)
+    if missing or unknown:
+        raise ValueError(f"missing keys {missing}, unknown keys {unknown}")
+    state = obj["state"]
+    if not isinstance(state, dict) or "text" not in state or state.keys() - _STATE_KEYS:
+        raise ValueError(f'state must be an object {{"text": ..., "key": ...}}, got {state!r}')
+    raw = Experience(
+        state=State(text=state["text"], key=state.get("key")),
+        action=obj["action"],
+        ret=obj["ret"],
+        episode_id=obj["episode_id"],
+        step=obj["step"],
+        task_id=obj.get("task_id", ""),
+        reward=obj.get("reward", 0.0),
+        created_at=obj.get("created_at", 0.0),
+    )
+    validate_experience(raw)
+    return Experience(
+        state=raw.state,
+        action=raw.action,
+        ret=float(raw.ret),
+        episode_id=raw.episode_id,
+        step=raw.step,
+        task_id=raw.task_id,
+        reward=float(raw.reward),
+        created_at=float(raw.created_at),
+    )
+
+
+def _fsync_directory(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort; not every platform allows it)."""
+    with suppress(OSError):
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def export_jsonl(store: Iterable[Experience], path: str | os.PathLike[str]) -> int:
+    """Write every experience of ``store`` (in its iteration order) to ``path``, atomically.
+
+    The lines go to a temporary file next to ``path``, which is flushed, synced and renamed over
+    ``path`` only when complete; on any error ``path`` is left as it was. A replaced file keeps
+    its permissions; a new one gets ``0o644``.
+
+    Args:
+        store: the store (any iterable of experiences).
+        path: the JSON Lines file to write.
+
+    Returns:
+        The number of experiences written.
+    """
+    target = Path(path)
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        mode = _NEW_FILE_MODE
+    descriptor, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+    )
+    count = 0
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
+            for experience in store:
+                obj = experience_to_json(experience)
+                handle.write(json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n")
+                count += 1
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    _fsync_directory(target.parent)
+    logger.info("exported %d experiences to %s", count, target)
+    return count
+
+
+def _reject_constant(name: str) -> None:
+    """``json.loads`` hook: refuse ``NaN`` / ``Infinity`` (a store keeps finite floats only)."""
+    raise ValueError(f"non-finite number {name} is not allowed")
+
+
+def read_episodes(path: str | os.PathLike[str]) -> dict[str, list[Experience]]:
+    """Parse a whole JSON Lines file into episodes, keyed by id in order of first appearance.
+
+    Blank lines are skipped; the records of an episode keep their order in the file even when
+    episodes are interleaved.
+
+    Raises:
+        ValueError: a line is not valid UTF-8 / JSON or not a valid experience; the message
+            names the file and the 1-based line number.
+    """
+    episodes: dict[str, list[Experience]] = {}
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+                if not line.strip():
+                    continue
+                record = experience_from_json(json.loads(line, parse_constant=_reject_constant))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{os.fspath(path)}, line {number}: {exc}") from exc
+            episodes.setdefault(record.episode_id, []).append(record)
+    return episodes
+
+
+def import_jsonl(store: ExperienceStore, path: str | os.PathLike[str]) -> ImportResult:
+    """Add the episodes of a JSON Lines file to ``store``; episodes it already holds are skipped.
+
+    The whole file is parsed and validated first, so a malformed line imports nothing at all.
+    Each episode is then stored with one :meth:`~ExperienceStore.add_episode` call (atomic), so
+    importing the same file twice adds nothing the second time.
+
+    Args:
+        store: the destination store.
+        path: a file written by :func:`export_jsonl` (or by hand, in the same format).
+
+    Returns:
+        Counts of added episodes and experiences, and of skipped episodes.
+
+    Raises:
+        ValueError: a malformed line (naming its number); nothing was imported.
+    """
+    episodes = read_episodes(path)
+    added = added_records = skipped = 0
+    for episode_id, records in episodes.items():
+        if store.has_episode(episode_id):
+            skipped += 1
+            continue
+        try:
+            store.add_episode(records)
+        except DuplicateEpisodeError:  # stored by a concurrent writer meanwhile
+            skipped += 1
+            continue
+        added += 1
+        added_records += len(records)
+    logger.info(
+        "imported %d episodes (%d experiences) from %s, skipped %d already stored",
+        added,
+        added_records,
+        os.fspath(path),
+        skipped,
+    )
+    return ImportResult(episodes=added, experiences=added_records, skipped_episodes=skipped)

@@ -1,0 +1,63 @@
+"""Prompts for text games: a fixed system part (cached by backends) and a short per-step part.
+
+Prefill dominates a decision on a CPU, so the per-step part is kept short: location, inventory,
+the last few actions and a trimmed observation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from jitrl.llm.base import Prompt
+
+DEFAULT_SYSTEM = (
+    "You are playing a text adventure game. Read where you are and what you see, "
+    "then answer with the next command that explores, collects useful objects and earns points."
+)
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    """How observations become prompts."""
+
+    system: str = DEFAULT_SYSTEM
+    """Instructions (the fixed, cached part of the prompt)."""
+    history: int = 3
+    """Number of recent actions shown."""
+    max_observation_chars: int = 300
+    """The observation is cut to this many characters (from the start)."""
+    answer_prefix: str = "Command:"
+    """Text that opens the answer; candidates are scored after it."""
+
+    def __post_init__(self) -> None:
+        if self.history < 0:
+            raise ValueError("history must be >= 0")
+        if self.max_observation_chars < 1:
+            raise ValueError("max_observation_chars must be >= 1")
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def build_prompt(
+    observation: str,
+    info: dict[str, Any],
+    history: Sequence[str],
+    config: PromptConfig | None = None,
+) -> Prompt:
+    """The prompt for one step of a text game."""
+    cfg = config or PromptConfig()
+    obs = _SPACES.sub(" ", observation).strip()[: cfg.max_observation_chars]
+    lines = []
+    if info.get("location"):
+        lines.append(f"Location: {info['location']}")
+    inventory = info.get("inventory")
+    if inventory is not None:
+        lines.append(f"Inventory: {', '.join(inventory) if inventory else 'nothing'}")
+    if cfg.history and history:
+        lines.append(f"Recent commands: {', '.join(history[-cfg.history :])}")
+    lines.append(f"Observation: {obs}")
+    return Prompt(system=cfg.system, user="\n".join(lines), answer_prefix=cfg.answer_prefix)

@@ -1,0 +1,71 @@
+"""The CLI through subprocess, as a user would call it (scripted model, real generated game)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def jitrl(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-m", "jitrl", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_run_twice_continues_and_memory_commands(tmp_path):
+    args = ["run", "--model", "scripted", "--episodes", "2", "--max-steps", "6"]
+    first = jitrl(*args, cwd=tmp_path)
+    assert "Episodes" in first.stdout and "score" in first.stdout
+    out = tmp_path / "runs" / "latest"
+    episodes = [json.loads(x) for x in (out / "episodes.jsonl").read_text().splitlines()]
+    assert [e["index"] for e in episodes] == [0, 1]
+    assert all({"score", "steps", "reward", "llm_seconds", "memory_seconds"} <= e.keys()
+               for e in episodes)
+    decisions = [json.loads(x) for x in (out / "decisions.jsonl").read_text().splitlines()]
+    assert len(decisions) == sum(e["steps"] for e in episodes)
+    d = decisions[-1]
+    assert d["action"] in d["candidates"] and len(d["logits"]) == len(d["candidates"])
+    assert d["advantages"] is not None and "neighbours" in d
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["episodes"] == 2
+
+    jitrl(*args, cwd=tmp_path)  # second run: same store, same folder, continues
+    episodes = (out / "episodes.jsonl").read_text().splitlines()
+    assert [json.loads(x)["index"] for x in episodes] == [0, 1, 2, 3]
+
+    stats = jitrl("memory", "stats", "jitrl-memory.sqlite", cwd=tmp_path)
+    steps = sum(json.loads(x)["steps"] for x in episodes)
+    assert str(steps) in stats.stdout
+    jitrl("memory", "export", "dump.jsonl", cwd=tmp_path)
+    lines = (tmp_path / "dump.jsonl").read_text().splitlines()
+    assert len(lines) == steps
+    jitrl("memory", "import", "dump.jsonl", "--memory", "copy.sqlite", cwd=tmp_path)
+    again = jitrl("memory", "stats", "copy.sqlite", cwd=tmp_path)
+    assert str(steps) in again.stdout
+
+
+def test_static_agent_writes_no_memory(tmp_path):
+    jitrl("run", "--model", "scripted", "--agent", "static", "--episodes", "1",
+          "--max-steps", "3", "--out", "static", cwd=tmp_path)
+    assert not (tmp_path / "jitrl-memory.sqlite").exists()
+    row = json.loads((tmp_path / "static" / "decisions.jsonl").read_text().splitlines()[0])
+    assert row["advantages"] is None and row["logits"] == row["base_logits"]
+
+
+def test_clear_errors(tmp_path):
+    bad_agent = jitrl("run", "--agent", "oracle", "--model", "scripted", cwd=tmp_path, check=False)
+    assert bad_agent.returncode == 2 and "unknown agent" in bad_agent.stderr + bad_agent.stdout
+    (tmp_path / "notes.txt").write_text("not a database")
+    bad_store = jitrl("memory", "stats", "notes.txt", cwd=tmp_path, check=False)
+    assert bad_store.returncode == 2 and "notes.txt" in bad_store.stdout
+    missing = jitrl("run", "--env", "jericho:/no/such/game.z5", "--model", "scripted",
+                    cwd=tmp_path, check=False)
+    assert missing.returncode != 0 and "game.z5" in missing.stdout + missing.stderr

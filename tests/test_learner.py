@@ -1,0 +1,130 @@
+import pytest
+
+from jitrl.config import JitRLConfig, PolicyConfig, RetrievalConfig, ReturnConfig, ValueConfig
+from jitrl.learner import JitRL
+from jitrl.llm.base import Prompt
+from jitrl.llm.scripted import ScriptedModel
+from jitrl.types import State
+
+CANDS = ["go north", "go south", "eat lamp"]
+
+
+def cfg(**policy):
+    return JitRLConfig(
+        returns=ReturnConfig(gamma=0.5, terminal_penalty=10.0),
+        retrieval=RetrievalConfig(k=10, threshold=0.5, similarity="mix"),
+        values=ValueConfig(alpha=5.0),
+        policy=PolicyConfig(beta=0.5, **policy),
+    )
+
+
+def test_no_memory_is_the_frozen_llm(list_store):
+    jit = JitRL(None, cfg())
+    d = jit.decide("dark room", CANDS, logits=[-1.0, -2.0, -3.0])
+    assert d.action == "go north" and d.estimates is None
+    assert d.logits == d.base_logits
+
+
+def test_memory_steers_away_from_a_bad_action_and_toward_a_good_one(list_store):
+    jit = JitRL(list_store, cfg())
+    state = State("dark room lamp", "k1")
+    for i in range(3):  # the LLM likes "go north", which keeps failing
+        with jit.episode("t", f"bad{i}") as ep:
+            ep.decide(state, CANDS, logits=[0.0, -50.0, -50.0])
+            ep.reward(0.0)
+            ep.finish(failed=True)
+    d = jit.decide(state, CANDS, logits=[-1.0, -2.0, -3.0])
+    n = d.estimates
+    assert n is not None and n.counts == (3, 0, 0)
+    assert n.q[0] == pytest.approx(-10.0)  # failed: one step, terminal penalty
+    assert n.advantages[0] == 0.0 < n.advantages[1]  # all took it: A = 0; untried: bonus
+    assert d.action == "go south"
+    with jit.episode("t", "good") as ep:
+        ep.decide(state, CANDS, logits=[-1.0, -2.0, -3.0])
+        ep.reward(10.0)
+    assert len(list_store) == 4  # context exit finished and stored the episode
+    d2 = jit.decide(state, CANDS, logits=[-1.0, -2.0, -3.0])
+    assert d2.action == "go south" and d2.estimates.q[1] == pytest.approx(10.0)
+
+
+def test_returns_are_stored_discounted(list_store):
+    jit = JitRL(list_store, cfg())
+    ep = jit.episode("t", "e1")
+    for t, r in enumerate([0.0, 0.0, 4.0]):
+        ep.decide(f"room {t}", CANDS, logits=[0.0, 0.0, 0.0])
+        ep.reward(r)
+    exps = ep.finish()
+    assert [e.ret for e in exps] == [1.0, 2.0, 4.0]
+    assert [e.step for e in exps] == [0, 1, 2]
+    assert [e.reward for e in list_store] == [0.0, 0.0, 4.0]
+
+
+def test_abandoned_episode_stores_nothing(list_store):
+    jit = JitRL(list_store, cfg())
+    with pytest.raises(RuntimeError, match="boom"), jit.episode("t", "e1") as ep:
+        ep.decide("room", CANDS, logits=[0.0, 0.0, 0.0])
+        raise RuntimeError("boom")
+    assert len(list_store) == 0
+
+
+def test_memory_proposes_valid_actions_it_knows(list_store):
+    jit = JitRL(list_store, cfg())
+    with jit.episode("t", "e1") as ep:
+        ep.decide("kitchen", ["open window"], logits=[0.0])
+        ep.reward(10.0)
+    d = jit.decide("kitchen", ["look"], logits=[0.0], valid=lambda a: a == "open window")
+    assert d.proposed == ("open window",) and d.candidates == ("look", "open window")
+    assert d.base_logits == (0.0, 0.0)  # floor logit = lowest base logit
+    none = jit.decide("kitchen", ["look"], logits=[0.0], valid=lambda a: False)
+    assert none.proposed == ()
+
+
+def test_model_scores_when_no_logits_given(list_store):
+    model = ScriptedModel({"go south": -0.1}, default=-5.0)
+    jit = JitRL(list_store, cfg(), model=model)
+    d = jit.decide("room", CANDS, prompt=Prompt("sys", "user"))
+    assert d.action == "go south"
+    assert d.llm_usage["prompt_tokens"] >= 0
+
+
+def test_bad_input_is_rejected_clearly(list_store):
+    jit = JitRL(list_store, cfg())
+    with pytest.raises(ValueError, match="at least one candidate"):
+        jit.decide("room", [], logits=[])
+    with pytest.raises(ValueError, match="2 candidates but 1 logits"):
+        jit.decide("room", ["a", "b"], logits=[0.0])
+    with pytest.raises(ValueError, match="finite"):
+        jit.decide("room", ["a"], logits=[float("nan")])
+    with pytest.raises(ValueError, match="prompt"):
+        jit.decide("room", ["a"])
+    with pytest.raises(TypeError):
+        jit.decide("room", "abc", logits=[0.0])
+    ep = jit.episode("t")
+    with pytest.raises(RuntimeError):
+        ep.reward(1.0)
+
+
+def test_working_memory_breaks_a_loop_within_the_episode(list_store):
+    jit = JitRL(list_store, cfg())
+    ep = jit.episode("t", "loop")
+    logits = [0.0, -1.0]  # the LLM prefers "open", which loops between two states
+    seen = []
+    for t in range(6):
+        state = State(f"room {'ab'[t % 2]}", "ab"[t % 2]) if "close" not in seen else State("c", "c")
+        d = ep.decide(state, ["open", "close"], logits=logits)
+        seen.append(d.action)
+        ep.reward(0.0)
+    assert "close" in seen[:4]  # the loop open -> open -> ... is broken within the episode
+    assert len(list_store) == 0  # nothing is stored before finish()
+
+
+def test_working_memory_off_repeats_the_llm(list_store):
+    off = JitRLConfig(retrieval=RetrievalConfig(working_memory=False))
+    jit = JitRL(list_store, off)
+    ep = jit.episode("t", "loop")
+    acts = []
+    for t in range(4):
+        d = ep.decide(State("room", "r"), ["open", "close"], logits=[0.0, -1.0])
+        acts.append(d.action)
+        ep.reward(0.0)
+    assert acts == ["open"] * 4

@@ -1,0 +1,66 @@
+import math
+
+import pytest
+
+from jitrl.config import ValueConfig
+from jitrl.types import Experience, Neighbour, State
+from jitrl.values import estimate, proposals
+
+
+def nb(action, ret, sim=1.0):
+    return Neighbour(Experience(State("s"), action, ret, "e", 0), sim)
+
+
+def test_no_neighbours_means_no_correction():
+    est = estimate([], ["a", "b"], ValueConfig())
+    assert est.advantages == (0.0, 0.0) and est.v == 0.0 and est.counts == (0, 0)
+
+
+def test_weighted_q_v_and_advantage():
+    ns = [nb("a", 10.0, 1.0), nb("a", 0.0, 0.5), nb("b", -4.0, 0.5)]
+    est = estimate(ns, ["a", "b"], ValueConfig(alpha=0.0))
+    v = (10.0 * 1.0 + 0.0 * 0.5 - 4.0 * 0.5) / 2.0
+    qa = (10.0 * 1.0) / 1.5
+    assert est.v == pytest.approx(v)
+    assert est.q == pytest.approx((qa, -4.0))
+    assert est.advantages == pytest.approx((qa - v, -4.0 - v))
+    assert est.counts == (2, 1)
+
+
+def test_unseen_bonus_shrinks_with_evidence():
+    cfg = ValueConfig(alpha=5.0)
+    few = estimate([nb("a", 1.0)], ["a", "new"], cfg)
+    many = estimate([nb("a", 1.0)] * 9, ["a", "new"], cfg)
+    assert few.advantages[1] == pytest.approx(5.0 / 2)
+    assert many.advantages[1] == pytest.approx(5.0 / 10)
+    assert few.advantages[0] == pytest.approx(0.0)
+
+
+def test_seen_bonus_and_rescaling():
+    ns = [nb("a", 2.0), nb("a", 2.0), nb("b", 0.0)]
+    est = estimate(ns, ["a", "b"], ValueConfig(alpha=0.0, seen_bonus=1.0))
+    v = 4.0 / 3.0
+    assert est.q[0] == pytest.approx(2.0 + math.sqrt(math.log(3) / 2))
+    assert est.q[1] == pytest.approx(0.0 + math.sqrt(math.log(3) / 1))
+    scaled = estimate(ns, ["a", "b", "c"], ValueConfig(alpha=1.0, scale="max_abs"))
+    assert max(abs(a) for a in scaled.advantages) == pytest.approx(1.0)
+    assert scaled.v == pytest.approx(v)
+
+
+def test_proposals_are_positive_advantage_actions_not_yet_candidates():
+    ns = [nb("open door", 10.0), nb("eat lamp", -5.0), nb("look", 1.0)]
+    got = proposals(ns, ["look"], ValueConfig(alpha=0.0))
+    assert got == ["open door"]
+    assert proposals([nb("open door", 3.0)], ["look"], ValueConfig()) == ["open door"]
+    assert proposals([nb("open door", -3.0)], ["look"], ValueConfig()) == []
+    assert proposals([], ["look"], ValueConfig()) == []
+
+
+def test_unseen_floor_keeps_untried_actions_above_a_deadly_one():
+    ns = [nb("jump", -10.0)] * 3
+    plain = estimate(ns, ["jump", "wait"], ValueConfig(alpha=4.0, unseen_floor=None))
+    floored = estimate(ns, ["jump", "wait"], ValueConfig(alpha=4.0, unseen_floor=0.0))
+    assert plain.q[1] - plain.q[0] == pytest.approx(1.0)  # only the bonus
+    assert floored.q[1] == pytest.approx(1.0) and floored.q[1] - floored.q[0] == pytest.approx(11.0)
+    good = [nb("dig", 6.0)] * 3
+    assert estimate(good, ["dig", "x"], ValueConfig(alpha=4.0)).q[1] == pytest.approx(7.0)
