@@ -57,11 +57,14 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             env.close()
             agent.close()
             model.close()
-    return {**job, "scores": [r.score for r in writer.results],
-            "llm_seconds": sum(r.llm_seconds for r in writer.results),
-            "memory_seconds": sum(r.memory_seconds for r in writer.results),
-            "wall_seconds": sum(r.wall_seconds for r in writer.results),
-            "steps": sum(r.steps for r in writer.results)}
+    return {
+        **job,
+        "scores": [r.score for r in writer.results],
+        "llm_seconds": sum(r.llm_seconds for r in writer.results),
+        "memory_seconds": sum(r.memory_seconds for r in writer.results),
+        "wall_seconds": sum(r.wall_seconds for r in writer.results),
+        "steps": sum(r.steps for r in writer.results),
+    }
 
 
 def aggregate(done: list[dict[str, Any]]) -> dict[str, Any]:
@@ -94,7 +97,7 @@ def plot(table: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(table), figsize=(5 * len(table), 3.6), squeeze=False)
-    for ax, (game, agents) in zip(axes[0], sorted(table.items())):
+    for ax, (game, agents) in zip(axes[0], sorted(table.items()), strict=False):
         for agent, entry in sorted(agents.items()):
             ax.plot(range(1, len(entry["curve"]) + 1), entry["curve"], marker=".", label=agent)
         ax.set_title(game)
@@ -106,22 +109,31 @@ def plot(table: dict[str, Any], path: Path) -> None:
 
 
 def markdown(table: dict[str, Any]) -> str:
-    rows = ["| game | agent | first 5 | last 5 | LLM ms/step | memory ms/step | memory/LLM |",
-            "|---|---|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| game | agent | first 5 | last 5 | LLM ms/step | memory ms/step | memory/LLM |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for game, agents in sorted(table.items()):
         for agent, e in sorted(agents.items()):
             ratio = e["memory_ms_per_step"] / e["llm_ms_per_step"] if e["llm_ms_per_step"] else 0
-            rows.append(f"| {game} | {agent} | {e['first_window']:.1f} | {e['final_window']:.1f} "
-                        f"| {e['llm_ms_per_step']:.0f} | {e['memory_ms_per_step']:.2f} "
-                        f"| {ratio:.3%} |")
+            rows.append(
+                f"| {game} | {agent} | {e['first_window']:.1f} | {e['final_window']:.1f} "
+                f"| {e['llm_ms_per_step']:.0f} | {e['memory_ms_per_step']:.2f} "
+                f"| {ratio:.3%} |"
+            )
     return "\n".join(rows)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--games", default="zork1,library,detective")
-    ap.add_argument("--games-dir", type=Path, default=Path(
-        os.environ.get("JITRL_JERICHO_DIR", REPO.parent / "shared" / "games" / "jericho")))
+    ap.add_argument(
+        "--games-dir",
+        type=Path,
+        default=Path(
+            os.environ.get("JITRL_JERICHO_DIR", REPO.parent / "shared" / "games" / "jericho")
+        ),
+    )
     ap.add_argument("--agents", default="static,jitrl")
     ap.add_argument("--episodes", type=int, default=20)
     ap.add_argument("--max-steps", type=int, default=60)
@@ -133,10 +145,19 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     threads = max(1, (os.cpu_count() or 1) // args.workers)
     jobs = [
-        {"game": g, "agent": a, "seed": int(s), "path": str(game_path(args.games_dir, g)),
-         "episodes": args.episodes, "max_steps": args.max_steps, "model": args.model,
-         "threads": threads, "folder": str(args.out / g / f"{a}-seed{s}")}
-        for g in args.games.split(",") for s in args.seeds.split(",")
+        {
+            "game": g,
+            "agent": a,
+            "seed": int(s),
+            "path": str(game_path(args.games_dir, g)),
+            "episodes": args.episodes,
+            "max_steps": args.max_steps,
+            "model": args.model,
+            "threads": threads,
+            "folder": str(args.out / g / f"{a}-seed{s}"),
+        }
+        for g in args.games.split(",")
+        for s in args.seeds.split(",")
         for a in args.agents.split(",")
     ]
     t0 = time.perf_counter()
@@ -146,13 +167,22 @@ def main() -> None:
         for fut in as_completed(futures):
             res = fut.result()
             done.append(res)
-            log.info("%s/%s seed %d done: %s", res["game"], res["agent"], res["seed"],
-                     res["scores"])
+            log.info(
+                "%s/%s seed %d done: %s", res["game"], res["agent"], res["seed"], res["scores"]
+            )
     table = aggregate(done)
     args.out.mkdir(parents=True, exist_ok=True)
-    result = {"command": "python benchmarks/learning_jericho.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("out", "games_dir")),
-        "wall_seconds": time.perf_counter() - t0, "window": WINDOW, "games": table}
+    result = {
+        "command": "python benchmarks/learning_jericho.py "
+        + " ".join(
+            f"--{k.replace('_', '-')} {v}"
+            for k, v in vars(args).items()
+            if k not in ("out", "games_dir")
+        ),
+        "wall_seconds": time.perf_counter() - t0,
+        "window": WINDOW,
+        "games": table,
+    }
     (args.out / "results.json").write_text(json.dumps(result, indent=2))
     plot(table, args.out / "curves.png")
     print(markdown(table))

@@ -13,8 +13,14 @@ pytestmark = pytest.mark.slow
 
 def jitrl(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "200"}
-    proc = subprocess.run([sys.executable, "-m", "jitrl", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "jitrl", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -27,8 +33,9 @@ def test_run_twice_continues_and_memory_commands(tmp_path):
     out = tmp_path / "runs" / "latest"
     episodes = [json.loads(x) for x in (out / "episodes.jsonl").read_text().splitlines()]
     assert [e["index"] for e in episodes] == [0, 1]
-    assert all({"score", "steps", "reward", "llm_seconds", "memory_seconds"} <= e.keys()
-               for e in episodes)
+    assert all(
+        {"score", "steps", "reward", "llm_seconds", "memory_seconds"} <= e.keys() for e in episodes
+    )
     decisions = [json.loads(x) for x in (out / "decisions.jsonl").read_text().splitlines()]
     assert len(decisions) == sum(e["steps"] for e in episodes)
     d = decisions[-1]
@@ -53,8 +60,20 @@ def test_run_twice_continues_and_memory_commands(tmp_path):
 
 
 def test_static_agent_writes_no_memory(tmp_path):
-    jitrl("run", "--model", "scripted", "--agent", "static", "--episodes", "1",
-          "--max-steps", "3", "--out", "static", cwd=tmp_path)
+    jitrl(
+        "run",
+        "--model",
+        "scripted",
+        "--agent",
+        "static",
+        "--episodes",
+        "1",
+        "--max-steps",
+        "3",
+        "--out",
+        "static",
+        cwd=tmp_path,
+    )
     assert not (tmp_path / "jitrl-memory.sqlite").exists()
     row = json.loads((tmp_path / "static" / "decisions.jsonl").read_text().splitlines()[0])
     assert row["advantages"] is None and row["logits"] == row["base_logits"]
@@ -66,6 +85,7 @@ def test_clear_errors(tmp_path):
     (tmp_path / "notes.txt").write_text("not a database")
     bad_store = jitrl("memory", "stats", "notes.txt", cwd=tmp_path, check=False)
     assert bad_store.returncode == 2 and "notes.txt" in bad_store.stdout
-    missing = jitrl("run", "--env", "jericho:/no/such/game.z5", "--model", "scripted",
-                    cwd=tmp_path, check=False)
+    missing = jitrl(
+        "run", "--env", "jericho:/no/such/game.z5", "--model", "scripted", cwd=tmp_path, check=False
+    )
     assert missing.returncode != 0 and "game.z5" in missing.stdout + missing.stderr

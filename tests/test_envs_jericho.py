@@ -6,9 +6,12 @@ the tests skip only when neither exists.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,14 +19,14 @@ import pytest
 
 pytest.importorskip("jericho", reason="needs the jericho extra: pip install 'jitrl[jericho]'")
 
-from jitrl.envs import JerichoConfig, JerichoEnv, StepLimit, make_env  # noqa: E402
-from jitrl.envs.jericho import (  # noqa: E402
+from jitrl.envs import JerichoConfig, JerichoEnv, StepLimit, make_env
+from jitrl.envs.jericho import (
     EMULATOR_SEED_OFFSET,
     format_state_text,
     is_meta_command,
     normalise_observation,
 )
-from jitrl.types import State  # noqa: E402
+from jitrl.types import State
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_GAMES = REPO_ROOT.parent / "shared" / "games" / "jericho"
@@ -33,6 +36,7 @@ TO_EGG = ["north", "north", "up", "get egg"]  # zork1's walkthrough opening; the
 DETECTIVE_DEATH = ["north", "west", "north"]  # walking into the restaurant gets you killed.
 TROLL_STEPS = 30  # zork1's walkthrough reaches the (random) troll fight by then.
 EPISODE_STEPS = 25
+SUBPROCESS_TIMEOUT_S = 300
 MD5_HEX = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -72,6 +76,8 @@ def play(env: JerichoEnv, actions: list[str]) -> list[tuple[str, float, bool, li
     for action in actions:
         obs, reward, terminated, _, info = env.step(action)
         out.append((obs, reward, terminated, info["candidates"], info["state"].key))
+        if terminated:
+            break
     return out
 
 
@@ -98,7 +104,8 @@ def test_reset_gives_candidates_and_state(zork: JerichoEnv) -> None:
     assert len(info["candidates"]) == len(set(info["candidates"]))
     state = info["state"]
     assert isinstance(state, State) and MD5_HEX.match(state.key or "")
-    assert state.text.startswith("location: ") and "| inventory: nothing | observation: " in state.text
+    assert state.text.startswith("location: ")
+    assert "| inventory: nothing | observation: " in state.text
     assert "serial number" not in state.text and state.text == state.text.lower()
     assert info["score"] == 0.0 and info["max_score"] == ZORK_MAX_SCORE
     assert not info["won"] and not info["lost"] and info["inventory"] == []
@@ -146,6 +153,22 @@ def test_valid_action_cache_hits(zork: JerichoEnv) -> None:
     assert zork.cache_hits == 2 and 0.0 < zork.cache_hit_rate < 1.0
 
 
+def test_cache_evicts_least_recently_used() -> None:
+    env = JerichoEnv(game("zork1"), JerichoConfig(cache_max_entries=1))
+    try:
+        env.reset()
+        env.step("north")  # evicts West of House
+        env.step("west")
+        assert env.cache_hits == 0 and env.cache_misses == 3
+    finally:
+        env.close()
+
+
+def test_fallback_when_no_valid_actions(zork: JerichoEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(zork, "_valid_actions", lambda key: ())
+    assert zork.reset()[1]["candidates"] == list(JerichoConfig().fallback_actions)
+
+
 @pytest.mark.slow
 def test_same_seed_identical_trajectory_with_and_without_cache() -> None:
     cached = JerichoEnv(game("zork1"))
@@ -161,10 +184,50 @@ def test_same_seed_identical_trajectory_with_and_without_cache() -> None:
         uncached.close()
 
 
+_EPISODE_SCRIPT = """
+import json, random, sys
+from jitrl.envs import JerichoEnv
+env = JerichoEnv(sys.argv[1])
+rng = random.Random(0)
+obs, info = env.reset(seed=2)
+rows = [info["candidates"]]
+for _ in range(int(sys.argv[2])):
+    obs, _, done, _, info = env.step(rng.choice(info["candidates"]))
+    rows.append([obs, info["candidates"]])
+    if done or not info["candidates"]:
+        break
+print(json.dumps(rows))
+"""
+
+
+@pytest.mark.slow
+def test_candidates_do_not_depend_on_hash_seed() -> None:
+    """Jericho's own valid actions vary with PYTHONHASHSEED (order and representative)."""
+    path = game("zork1")
+    procs = []
+    for hash_seed in ("1", "2"):
+        env = {
+            **os.environ,
+            "PYTHONHASHSEED": hash_seed,
+            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), *sys.path]),
+        }
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", _EPISODE_SCRIPT, str(path), str(EPISODE_STEPS)],
+                env=env,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outputs = [proc.communicate(timeout=SUBPROCESS_TIMEOUT_S)[0] for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs)
+    assert json.loads(outputs[0]) == json.loads(outputs[1])
+
+
 @pytest.mark.slow
 def test_distinct_seeds_give_distinct_runs(zork: JerichoEnv) -> None:
     moves = zork.walkthrough()[:TROLL_STEPS]
-    runs = {}
+    runs: dict[int, list[list[str]]] = {}
     for seed in (2, 3, 2):
         zork.reset(seed=seed)
         runs.setdefault(seed, []).append([row[0] for row in play(zork, moves)])
@@ -242,8 +305,14 @@ def test_close_frees_and_is_idempotent() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"seed": -1}, {"seed": 2**31}, {"max_observation_chars": 0}, {"cache_max_entries": 0},
-     {"max_candidates": 0}, {"fallback_actions": ()}],
+    [
+        {"seed": -1},
+        {"seed": 2**31},
+        {"max_observation_chars": 0},
+        {"cache_max_entries": 0},
+        {"max_candidates": 0},
+        {"fallback_actions": ()},
+    ],
 )
 def test_config_validation(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
@@ -254,7 +323,8 @@ def test_text_helpers() -> None:
     noisy = "Taken.\n\n[Your score has just gone up by ten points.]\nIn that game you scored 5"
     assert normalise_observation(noisy, 100) == "taken."
     assert normalise_observation("A  b\nC", 3) == "a b"
-    assert format_state_text("Hall", ["Lamp"], "x") == "location: hall | inventory: lamp | observation: x"
+    expected = "location: hall | inventory: lamp | observation: x"
+    assert format_state_text("Hall", ["Lamp"], "x") == expected
     assert is_meta_command("save") and is_meta_command("QUIT") and not is_meta_command("look")
     assert is_meta_command("xyzzy", include_magic=True) and not is_meta_command("xyzzy")
 
@@ -272,8 +342,9 @@ def test_factory_builds_jericho(monkeypatch: pytest.MonkeyPatch) -> None:
     named.close()
 
 
-@pytest.mark.parametrize("spec", ["", "jericho", "jericho:", "zork1", "textworld:x", "tw:1",
-                                  "textworld:-1"])
+@pytest.mark.parametrize(
+    "spec", ["", "jericho", "jericho:", "zork1", "textworld:x", "tw:1", "textworld:-1"]
+)
 def test_factory_rejects_bad_specs(spec: str) -> None:
     with pytest.raises(ValueError, match="valid forms"):
         make_env(spec, max_steps=5, seed=1)

@@ -110,7 +110,9 @@ def test_working_memory_breaks_a_loop_within_the_episode(list_store):
     logits = [0.0, -1.0]  # the LLM prefers "open", which loops between two states
     seen = []
     for t in range(6):
-        state = State(f"room {'ab'[t % 2]}", "ab"[t % 2]) if "close" not in seen else State("c", "c")
+        state = (
+            State(f"room {'ab'[t % 2]}", "ab"[t % 2]) if "close" not in seen else State("c", "c")
+        )
         d = ep.decide(state, ["open", "close"], logits=logits)
         seen.append(d.action)
         ep.reward(0.0)
@@ -123,7 +125,7 @@ def test_working_memory_off_repeats_the_llm(list_store):
     jit = JitRL(list_store, off)
     ep = jit.episode("t", "loop")
     acts = []
-    for t in range(4):
+    for _t in range(4):
         d = ep.decide(State("room", "r"), ["open", "close"], logits=[0.0, -1.0])
         acts.append(d.action)
         ep.reward(0.0)

@@ -10,9 +10,11 @@ from jitrl.policy import corrected_logits, select, softmax
 
 def kl_objective_optimum(pi0, adv, beta):
     """Maximise E_pi[A] - beta KL(pi || pi0) numerically over the simplex (softmax param.)."""
+
     def neg(theta):
         pi = softmax(theta)
         return -(pi @ adv - beta * np.sum(pi * (np.log(pi + 1e-300) - np.log(pi0))))
+
     res = minimize(neg, np.log(pi0), method="BFGS", options={"gtol": 1e-10, "maxiter": 2000})
     return softmax(res.x)
 
@@ -27,9 +29,11 @@ def test_closed_form_matches_numerical_optimiser(n, beta, seed):
     closed = softmax(corrected_logits(z, adv, beta))
     numeric = kl_objective_optimum(pi0, adv, beta)
     assert np.allclose(closed, numeric, atol=2e-4)
+
     # and it is at least as good as the optimiser's answer for the objective
     def obj(pi):
         return pi @ adv - beta * np.sum(pi * (np.log(pi) - np.log(pi0)))
+
     assert obj(closed) >= obj(numeric) - 1e-9
 
 

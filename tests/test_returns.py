@@ -53,7 +53,9 @@ def test_revisit_flags_and_penalty():
     assert revisits(["a", "b", "a", "c", "b"]) == [False, True, False, True, False]
     assert revisits([]) == []
     cfg = ReturnConfig(gamma=0.0, revisit_penalty=1.0, terminal_penalty=0.0)
-    shaped, rets = episode_returns([0.0, 0.0, 5.0], failed=False, config=cfg, states=["a", "b", "a"])
+    shaped, rets = episode_returns(
+        [0.0, 0.0, 5.0], failed=False, config=cfg, states=["a", "b", "a"]
+    )
     assert shaped == [0.0, -1.0, 5.0] and rets == shaped
     with pytest.raises(ValueError):
         episode_returns([0.0], failed=False, config=cfg, states=["a", "b"])

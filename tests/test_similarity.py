@@ -49,27 +49,37 @@ def test_top_k_threshold_and_recency():
     assert len(idx) == 4
 
 
-texts = st.lists(st.sampled_from("room key door lamp table north south dark".split()),
-                 min_size=0, max_size=6).map(" ".join)
+texts = st.lists(
+    st.sampled_from(["room", "key", "door", "lamp", "table", "north", "south", "dark"]),
+    min_size=0,
+    max_size=6,
+).map(" ".join)
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(texts, st.sampled_from([None, "a", "b"])), min_size=1, max_size=25),
-       texts, st.sampled_from([None, "a", "b"]), st.sampled_from(["ngram", "key", "mix"]))
+@given(
+    st.lists(st.tuples(texts, st.sampled_from([None, "a", "b"])), min_size=1, max_size=25),
+    texts,
+    st.sampled_from([None, "a", "b"]),
+    st.sampled_from(["ngram", "key", "mix"]),
+)
 def test_index_agrees_with_exact_scan(records, qtext, qkey, kind):
     cfg = RetrievalConfig(k=1000, threshold=0.2, similarity=kind, ngram=2)
     exps = [exp(t, key=k, step=i) for i, (t, k) in enumerate(records)]
     idx = MemoryIndex(cfg, exps)
     query = State(qtext, qkey)
     got = {(n.experience.step, round(n.similarity, 9)) for n in idx.neighbours(query)}
-    want = {(e.step, round(similarity(query, e.state, cfg), 9)) for e in exps
-            if similarity(query, e.state, cfg) >= cfg.threshold}
+    want = {
+        (e.step, round(similarity(query, e.state, cfg), 9))
+        for e in exps
+        if similarity(query, e.state, cfg) >= cfg.threshold
+    }
     assert got == want
 
 
 def test_index_sorted_by_similarity():
     rng = random.Random(0)
-    words = "room key door lamp table north south dark".split()
+    words = ["room", "key", "door", "lamp", "table", "north", "south", "dark"]
     exps = [exp(" ".join(rng.sample(words, 4)), step=i) for i in range(200)]
     idx = MemoryIndex(RetrievalConfig(k=10, threshold=0.1, similarity="ngram"), exps)
     sims = [n.similarity for n in idx.neighbours(State("room key door lamp"))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from rich.console import Console
@@ -14,37 +14,53 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from jitrl.agents import AGENTS, LLMAgent
-from jitrl.config import JitRLConfig
+from jitrl.config import JitRLConfig, Selection
 from jitrl.envs import make_env
 from jitrl.learner import JitRL
 from jitrl.llm import load_model
 from jitrl.llm.cache import CachedModel
 from jitrl.memory import open_store
-from jitrl.memory.base import StoreError
+from jitrl.memory.base import ExperienceStore, StoreError
 from jitrl.memory.jsonl import export_jsonl, import_jsonl
 from jitrl.runner import EpisodeResult, RunWriter, run_episodes
 
-app = typer.Typer(help="Just-In-Time RL: LLM agents that learn from experience at test time.",
-                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    help="Just-In-Time RL: LLM agents that learn from experience at test time.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 memory_app = typer.Typer(help="Inspect, export and import experience stores.", no_args_is_help=True)
 app.add_typer(memory_app, name="memory")
 console = Console()
 
 DEFAULT_MEMORY = "jitrl-memory.sqlite"
+SELECTIONS = ("greedy", "sample")
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(message)s", datefmt="[%X]",
-                        handlers=[RichHandler(console=console, show_path=False)], force=True)
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(message)s",
+        datefmt="[%X]",
+        handlers=[RichHandler(console=console, show_path=False)],
+        force=True,
+    )
 
 
-def _method_config(beta: float | None, k: int | None, gamma: float | None,
-                   alpha: float | None, selection: str | None) -> JitRLConfig:
+def _method_config(
+    beta: float | None,
+    k: int | None,
+    gamma: float | None,
+    alpha: float | None,
+    selection: str | None,
+) -> JitRLConfig:
     cfg = JitRLConfig()
-    if beta is not None or selection is not None:
-        pol = cfg.policy
-        cfg = replace(cfg, policy=replace(pol, beta=beta if beta is not None else pol.beta,
-                                          selection=selection or pol.selection))  # type: ignore[arg-type]
+    if selection is not None and selection not in SELECTIONS:
+        raise typer.BadParameter(f"--selection must be one of {', '.join(SELECTIONS)}")
+    if beta is not None:
+        cfg = replace(cfg, policy=replace(cfg.policy, beta=beta))
+    if selection is not None:
+        cfg = replace(cfg, policy=replace(cfg.policy, selection=cast(Selection, selection)))
     if k is not None:
         cfg = replace(cfg, retrieval=replace(cfg.retrieval, k=k))
     if gamma is not None:
@@ -59,23 +75,35 @@ def _episode_table(results: list[EpisodeResult]) -> Table:
     for col in ("episode", "score", "steps", "reward", "won", "LLM s", "memory ms", "wall s"):
         table.add_column(col, justify="right")
     for r in results:
-        table.add_row(str(r.index), f"{r.score:g}", str(r.steps), f"{r.reward:g}",
-                      "yes" if r.won else "", f"{r.llm_seconds:.1f}",
-                      f"{1000 * r.memory_seconds:.1f}", f"{r.wall_seconds:.1f}")
+        table.add_row(
+            str(r.index),
+            f"{r.score:g}",
+            str(r.steps),
+            f"{r.reward:g}",
+            "yes" if r.won else "",
+            f"{r.llm_seconds:.1f}",
+            f"{1000 * r.memory_seconds:.1f}",
+            f"{r.wall_seconds:.1f}",
+        )
     return table
 
 
 @app.command()
 def run(
-    env: Annotated[str, typer.Option(help="textworld | textworld:SEED | jericho:PATH")] = "textworld",
+    env: Annotated[
+        str, typer.Option(help="textworld | textworld:SEED | jericho:PATH")
+    ] = "textworld",
     agent: Annotated[str, typer.Option(help=f"one of {', '.join(AGENTS)}")] = "jitrl",
     episodes: Annotated[int, typer.Option(min=1, help="episodes to play")] = 5,
     max_steps: Annotated[int, typer.Option(min=1, help="steps per episode")] = 40,
     seed: Annotated[int, typer.Option(min=1, help="base seed (episode i uses seed + i)")] = 1,
     memory: Annotated[str, typer.Option(help="experience store (SQLite file)")] = DEFAULT_MEMORY,
     out: Annotated[Path, typer.Option(help="run folder for episodes/decisions/summary")] = Path(
-        "runs/latest"),
-    model: Annotated[str, typer.Option(help="llamacpp | llamacpp:PATH.gguf | scripted")] = "llamacpp",
+        "runs/latest"
+    ),
+    model: Annotated[
+        str, typer.Option(help="llamacpp | llamacpp:PATH.gguf | scripted")
+    ] = "llamacpp",
     beta: Annotated[float | None, typer.Option(help="KL strength beta")] = None,
     k: Annotated[int | None, typer.Option(help="neighbours per state")] = None,
     gamma: Annotated[float | None, typer.Option(help="discount factor")] = None,
@@ -93,11 +121,24 @@ def run(
     store = open_store(memory) if agent == "jitrl" else None
     learner = JitRL(store, cfg, model=llm, seed=seed)
     player = LLMAgent(agent, learner)
-    settings = {"env": env, "agent": agent, "max_steps": max_steps, "seed": seed,
-                "memory": memory if store else None, "model": model, "config": repr(cfg)}
+    settings = {
+        "env": env,
+        "agent": agent,
+        "max_steps": max_steps,
+        "seed": seed,
+        "memory": memory if store else None,
+        "model": model,
+        "config": repr(cfg),
+    }
     writer = RunWriter(out, settings)
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=console, transient=True)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
     try:
         with progress:
             task = progress.add_task(f"{agent} on {game.task_id}", total=episodes * max_steps)
@@ -107,9 +148,15 @@ def run(
                 done[0] += 1
                 progress.update(task, completed=done[0] * max_steps)
 
-            results = run_episodes(game, player, writer, episodes=episodes, seed=seed,
-                                   on_step=lambda n: progress.advance(task, n),
-                                   on_episode=episode_done)
+            results = run_episodes(
+                game,
+                player,
+                writer,
+                episodes=episodes,
+                seed=seed,
+                on_step=lambda n: progress.advance(task, n),
+                on_episode=episode_done,
+            )
     finally:
         game.close()
         learner.close()
@@ -118,7 +165,7 @@ def run(
     console.print(f"LLM cache: {llm.hits} hits, {llm.misses} misses. Output: {out}")
 
 
-def _open_existing(path: str) -> object:
+def _open_existing(path: str) -> ExperienceStore:
     try:
         return open_store(path, create=False)
     except StoreError as err:
@@ -130,14 +177,14 @@ def _open_existing(path: str) -> object:
 def memory_stats(path: Annotated[str, typer.Argument(help="store")] = DEFAULT_MEMORY) -> None:
     """Counts and means over a store."""
     store = _open_existing(path)
-    stats = store.stats()  # type: ignore[attr-defined]
+    stats = store.stats()
     table = Table(title=f"Memory {path}")
     table.add_column("field")
     table.add_column("value", justify="right")
     for name, value in vars(stats).items():
         table.add_row(name, f"{value:.3f}" if isinstance(value, float) else str(value))
     console.print(table)
-    store.close()  # type: ignore[attr-defined]
+    store.close()
 
 
 @memory_app.command("export")
@@ -147,15 +194,17 @@ def memory_export(
 ) -> None:
     """Write every experience of a store as one JSON line."""
     store = _open_existing(memory)
-    count = export_jsonl(store, dest)  # type: ignore[arg-type]
-    store.close()  # type: ignore[attr-defined]
+    count = export_jsonl(store, dest)
+    store.close()
     console.print(f"exported {count} experiences to {dest}")
 
 
 @memory_app.command("import")
 def memory_import(
     src: Annotated[Path, typer.Argument(help="JSONL file to read")],
-    memory: Annotated[str, typer.Option(help="store to write (created if missing)")] = DEFAULT_MEMORY,
+    memory: Annotated[
+        str, typer.Option(help="store to write (created if missing)")
+    ] = DEFAULT_MEMORY,
 ) -> None:
     """Add the episodes of a JSONL export to a store (episodes already there are skipped)."""
     if not src.is_file():

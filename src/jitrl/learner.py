@@ -216,32 +216,44 @@ class Episode:
         self.rewards: list[float] = []
         self.finished = False
 
-    def decide(self, state: State | str, candidates: Sequence[str], *args, **kwargs) -> Decision:  # type: ignore[no-untyped-def]
+    def decide(
+        self,
+        state: State | str,
+        candidates: Sequence[str],
+        logits: Sequence[float] | None = None,
+        *,
+        key: str | None = None,
+        prompt: Prompt | None = None,
+        valid: Validator | None = None,
+    ) -> Decision:
         """Like :meth:`JitRL.decide`, and remembers the decision for this episode."""
         if self.finished:
             raise RuntimeError("this episode is finished")
         if len(self.rewards) < len(self.decisions):
             self.rewards.append(0.0)  # the previous decision got no explicit reward
-        st = _as_state(state, kwargs.pop("key", None))
-        if self.jit.uses_memory and self.jit.config.retrieval.working_memory:
-            kwargs["working"] = self._working(st)
-        decision = self.jit.decide(st, candidates, *args, **kwargs)
+        st = _as_state(state, key)
+        working = self._working(st) if self.jit.config.retrieval.working_memory else []
+        decision = self.jit.decide(
+            st, candidates, logits, prompt=prompt, valid=valid, working=working
+        )
         self.decisions.append(decision)
         return decision
 
     def _working(self, current: State) -> list[Experience]:
         """This episode's steps so far, valued by the returns observed up to now."""
-        if not self.decisions:
+        if not self.decisions or not self.jit.uses_memory:
             return []
         states = [_ident(d.state) for d in self.decisions] + [_ident(current)]
         shaped = step_rewards(
-            self.rewards, failed=False, config=self.jit.config.returns,
+            self.rewards,
+            failed=False,
+            config=self.jit.config.returns,
             revisited=revisits(states)[: len(self.decisions)],
         )
         rets = discounted_returns(shaped, self.jit.config.returns.gamma)
         return [
             Experience(d.state, d.action, g, self.episode_id, t, self.task_id, r)
-            for t, (d, r, g) in enumerate(zip(self.decisions, shaped, rets))
+            for t, (d, r, g) in enumerate(zip(self.decisions, shaped, rets, strict=False))
         ]
 
     def reward(self, reward: float) -> None:
@@ -266,7 +278,7 @@ class Episode:
         now = time.time()
         exps = [
             Experience(d.state, d.action, g, self.episode_id, t, self.task_id, r, now)
-            for t, (d, r, g) in enumerate(zip(self.decisions, shaped, rets))
+            for t, (d, r, g) in enumerate(zip(self.decisions, shaped, rets, strict=False))
         ]
         if self.jit.store is not None:
             self.jit.store.add_episode(exps)

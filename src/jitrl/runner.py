@@ -176,7 +176,11 @@ def run_episodes(
     for _ in range(episodes):
         index = writer.next_index
         result, trace = run_episode(
-            env, agent, index=index, seed=seed + index, episode_id=f"{run_id}-{index}",
+            env,
+            agent,
+            index=index,
+            seed=seed + index,
+            episode_id=f"{run_id}-{index}",
             on_step=on_step,
         )
         writer.write(result, trace)

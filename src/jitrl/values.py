@@ -74,5 +74,5 @@ def proposals(
     if not seen:
         return []
     est = estimate(neighbours, seen, config)
-    ranked = sorted(zip(est.advantages, est.q, seen), key=lambda row: -row[0])
+    ranked = sorted(zip(est.advantages, est.q, seen, strict=False), key=lambda row: -row[0])
     return [action for adv, q, action in ranked if adv >= 0.0 and q > 0.0]

@@ -37,8 +37,9 @@ def _jericho_path(target: str) -> Path:
 
 def _parse_seed(text: str, spec: str) -> int:
     if not text.isdigit():
-        raise ValueError(f"bad environment spec {spec!r}: seed must be an int >= 0; "
-                         f"valid forms: {VALID_SPECS}")
+        raise ValueError(
+            f"bad environment spec {spec!r}: seed must be an int >= 0; valid forms: {VALID_SPECS}"
+        )
     return int(text)
 
 

@@ -49,9 +49,25 @@ EMPTY_INVENTORY = "nothing"
 
 META_VERBS = frozenset(
     {
-        "about", "brief", "credits", "help", "hint", "hints", "notify", "pronouns", "quit",
-        "restart", "restore", "save", "score", "script", "superbrief", "undo", "unscript",
-        "verbose", "version",
+        "about",
+        "brief",
+        "credits",
+        "help",
+        "hint",
+        "hints",
+        "notify",
+        "pronouns",
+        "quit",
+        "restart",
+        "restore",
+        "save",
+        "score",
+        "script",
+        "superbrief",
+        "undo",
+        "unscript",
+        "verbose",
+        "version",
     }
 )
 """First words of interpreter/meta commands that never help an agent."""
@@ -120,6 +136,9 @@ class JerichoConfig:
         drop_junk_actions: remove meta commands ("save", "quit", ...) and magic words ("xyzzy")
             from the candidates.
         max_candidates: keep at most this many candidates (in Jericho's order); ``None``: all.
+        deterministic_valid_actions: compute valid actions so that they do not depend on
+            ``PYTHONHASHSEED`` (see :func:`deterministic_valid_actions`); ``False`` calls
+            jericho's public ``get_valid_actions`` instead.
         fallback_actions: candidates offered when Jericho finds none in a running game, so that
             an agent is never left without a move.
     """
@@ -130,6 +149,7 @@ class JerichoConfig:
     cache_max_entries: int = DEFAULT_CACHE_MAX_ENTRIES
     drop_junk_actions: bool = True
     max_candidates: int | None = None
+    deterministic_valid_actions: bool = True
     fallback_actions: tuple[str, ...] = DEFAULT_FALLBACK_ACTIONS
 
     def __post_init__(self) -> None:
@@ -165,6 +185,25 @@ def _import_jericho() -> Any:
     return jericho
 
 
+def deterministic_valid_actions(env: Any) -> list[str]:
+    """``FrotzEnv.get_valid_actions(use_parallel=False)`` without its dependence on hash order.
+
+    Jericho gathers candidate object names in a ``set`` and keeps, among actions with the same
+    effect, the first most common verb; both depend on ``PYTHONHASHSEED``, so the same state can
+    yield "throw egg at tree" in one process and "throw egg at nest" in another, in a different
+    order. Sorting the object groups and names first makes the result a function of the state
+    alone. Uses jericho's private steps (checked against jericho 3.3.1).
+    """
+    from jericho.util import verb_usage_count
+
+    objects = env._identify_interactive_objects(use_object_tree=True)
+    ordered = {desc: sorted(group) for desc, group in sorted(objects.items())}
+    names = sorted(dict.fromkeys(env._score_object_names(ordered)))
+    candidates = env.act_gen.generate_actions(names)
+    diff_to_actions = env._filter_candidate_actions(candidates, use_ctypes=True, use_parallel=False)
+    return [max(group, key=verb_usage_count) for group in diff_to_actions.values()]
+
+
 def check_game_file(path: Path, jericho: Any) -> str:
     """Fail clearly on a missing file or one Jericho does not know; return the game's name.
 
@@ -173,7 +212,7 @@ def check_game_file(path: Path, jericho: Any) -> str:
     """
     if not path.is_file():
         raise FileNotFoundError(f"Jericho game file not found: {path}")
-    digest = hashlib.md5(path.read_bytes()).hexdigest()
+    digest = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
     bindings = jericho.defines.BINDINGS_DICT.get(digest)
     if not bindings:
         known = len(jericho.defines.BINDINGS_DICT)
@@ -307,7 +346,11 @@ class JerichoEnv:
             self.cache_hits += 1
             return self._cache[key]
         self.cache_misses += 1
-        actions = tuple(self._frotz().get_valid_actions(use_parallel=False))
+        env = self._frotz()
+        if self.config.deterministic_valid_actions:
+            actions = tuple(deterministic_valid_actions(env))
+        else:
+            actions = tuple(env.get_valid_actions(use_parallel=False))
         if self.config.cache_valid_actions:
             self._cache[key] = actions
             if len(self._cache) > self.config.cache_max_entries:

@@ -17,6 +17,9 @@ import logging
 import os
 import tempfile
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -57,6 +60,7 @@ BANNER_CHARS = frozenset("$|_\\/<> ")
 """Characters of TextWorld's ASCII-art logo, printed at the start of every game."""
 STATUS_LINE_MIN_PAD = 3
 """The status line is a ``>`` prompt padded with spaces before ``-= Room =-score/moves``."""
+JERICHO_UNSUPPORTED_WARNING = ".*is not fully supported.*"
 
 
 def default_cache_dir() -> Path:
@@ -131,6 +135,14 @@ def _import_textworld() -> Any:
     return textworld
 
 
+@contextmanager
+def _quiet_jericho() -> Iterator[None]:
+    """Silence jericho's "not fully supported" warning: TextWorld plays its own z8 games."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=JERICHO_UNSUPPORTED_WARNING)
+        yield
+
+
 def game_path(config: TextWorldConfig) -> Path:
     """Where the game for ``config`` lives; the textworld version is part of the path."""
     textworld = _import_textworld()
@@ -148,7 +160,8 @@ def _generate(config: TextWorldConfig, output: Path) -> None:
     if config.kind == "simple":
         make = textworld.challenges.CHALLENGES[SIMPLE_CHALLENGE][1]
         settings = {"rewards": config.rewards, "goal": config.goal, "test": False}
-        game = make(settings=settings, options=options)
+        with _quiet_jericho():  # tw-simple plays a draft of the game to record a walkthrough
+            game = make(settings=settings, options=options)
     else:
         options.nb_rooms = config.world_size
         options.nb_objects = config.nb_objects
@@ -190,7 +203,7 @@ def _location_and_inventory(facts: list[Any]) -> tuple[str, list[str]]:
 def facts_key(facts: list[Any]) -> str:
     """A stable hash of the set of world facts (order-independent)."""
     text = "\n".join(sorted(str(fact) for fact in facts))
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+    return hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
 def clean_feedback(text: str) -> str:
@@ -224,11 +237,19 @@ class TextWorldEnv:
         self.task_id = f"textworld:{self.config.slug}"
         self.game_path = ensure_game(self.config)
         infos = textworld.EnvInfos(
-            admissible_commands=True, inventory=True, description=True, score=True,
-            max_score=True, won=True, lost=True, facts=True, objective=True,
+            admissible_commands=True,
+            inventory=True,
+            description=True,
+            score=True,
+            max_score=True,
+            won=True,
+            lost=True,
+            facts=True,
+            objective=True,
             extras=["walkthrough"],
         )
-        self._env: Any = textworld.start(str(self.game_path), request_infos=infos)
+        with _quiet_jericho():
+            self._env: Any = textworld.start(str(self.game_path), request_infos=infos)
         self.walkthrough: list[str] = []
         self._score = 0.0
         self._over = True

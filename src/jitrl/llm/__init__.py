@@ -22,10 +22,16 @@ LLAMACPP_SPEC = "llamacpp"
 SCRIPTED_SPEC = "scripted"
 _PATH_SEPARATOR = ":"
 VALID_SPECS = (LLAMACPP_SPEC, f"{LLAMACPP_SPEC}{_PATH_SEPARATOR}PATH.gguf", SCRIPTED_SPEC)
+_FORMS = ", ".join(VALID_SPECS)
 
 
-def load_model(spec: str) -> LanguageModel:
+def load_model(spec: str, *, n_threads: int | None = None) -> LanguageModel:
     """Build the language model described by ``spec`` (see the module docstring).
+
+    Args:
+        spec: ``"llamacpp"``, ``"llamacpp:PATH.gguf"`` or ``"scripted"``.
+        n_threads: CPU threads of the llama.cpp backend (``None``: all usable cores); the
+            scripted backend ignores it.
 
     Raises:
         ValueError: for an unknown spec or an empty path.
@@ -35,8 +41,8 @@ def load_model(spec: str) -> LanguageModel:
         return ScriptedModel()
     if name == LLAMACPP_SPEC:
         if sep and not rest:
-            raise ValueError(f"empty model path in {spec!r}; expected one of {VALID_SPECS}")
+            raise ValueError(f"empty model path in {spec!r}; expected one of {_FORMS}")
         from jitrl.llm.llamacpp import LlamaCppConfig, LlamaCppModel
 
-        return LlamaCppModel(LlamaCppConfig(model_path=rest or None))
-    raise ValueError(f"unknown model spec {spec!r}; expected one of {', '.join(VALID_SPECS)}")
+        return LlamaCppModel(LlamaCppConfig(model_path=rest or None, n_threads=n_threads))
+    raise ValueError(f"unknown model spec {spec!r}; expected one of {_FORMS}")
