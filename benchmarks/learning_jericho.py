@@ -39,14 +39,17 @@ def game_path(games_dir: Path, name: str) -> Path:
     return hits[0]
 
 
-def run_job(job: dict[str, Any]) -> dict[str, Any]:
-    """One (game, agent, seed) learning run; resumable through its run folder and store."""
+def run_job(job: dict[str, Any], play: bool = True) -> dict[str, Any]:
+    """One (game, agent, seed) learning run; resumable through its run folder and store.
+
+    With ``play=False`` nothing is played: the episodes already in the folder are summarised.
+    """
     logging.basicConfig(level=logging.WARNING)
     folder = Path(job["folder"])
     folder.mkdir(parents=True, exist_ok=True)
     writer = RunWriter(folder, {k: v for k, v in job.items() if k != "folder"})
     todo = job["episodes"] - writer.next_index
-    if todo > 0:
+    if todo > 0 and play:
         env = make_env(f"jericho:{job['path']}", max_steps=job["max_steps"], seed=job["seed"])
         model = CachedModel(load_model(job["model"], n_threads=job["threads"]))
         store = open_store(folder / "memory.sqlite") if job["agent"] == "jitrl" else None
@@ -124,6 +127,19 @@ def markdown(table: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def play_all(jobs: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
+    done = []
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(run_job, job): job for job in jobs}
+        for fut in as_completed(futures):
+            res = fut.result()
+            done.append(res)
+            log.info(
+                "%s/%s seed %d done: %s", res["game"], res["agent"], res["seed"], res["scores"]
+            )
+    return done
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--games", default="zork1,library,detective")
@@ -141,6 +157,11 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--model", default="llamacpp")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "learning")
+    ap.add_argument(
+        "--report-only",
+        action="store_true",
+        help="summarise the episodes already played, play nothing",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     threads = max(1, (os.cpu_count() or 1) // args.workers)
@@ -161,15 +182,12 @@ def main() -> None:
         for a in args.agents.split(",")
     ]
     t0 = time.perf_counter()
-    done = []
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        futures = {pool.submit(run_job, job): job for job in jobs}
-        for fut in as_completed(futures):
-            res = fut.result()
-            done.append(res)
-            log.info(
-                "%s/%s seed %d done: %s", res["game"], res["agent"], res["seed"], res["scores"]
-            )
+    if args.report_only:
+        done = [r for r in (run_job(job, play=False) for job in jobs) if r["scores"]]
+    else:
+        done = play_all(jobs, args.workers)
+    if not done:
+        raise SystemExit(f"no finished episodes under {args.out}")
     table = aggregate(done)
     args.out.mkdir(parents=True, exist_ok=True)
     result = {
