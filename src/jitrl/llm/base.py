@@ -56,7 +56,7 @@ class ScoreResult:
         """Base logits: summed log-probs, or their per-token mean when ``length_normalise``."""
         if not length_normalise:
             return self.logprobs
-        return tuple(lp / max(n, 1) for lp, n in zip(self.logprobs, self.token_counts))
+        return tuple(lp / max(n, 1) for lp, n in zip(self.logprobs, self.token_counts, strict=True))
 
     @property
     def seconds(self) -> float:
