@@ -28,6 +28,8 @@ from jitrl.envs.jericho import (
 )
 from jitrl.types import State
 
+from .conftest import jericho_dir
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_GAMES = REPO_ROOT.parent / "shared" / "games" / "jericho"
 ZORK_MAX_SCORE = 350.0
@@ -40,15 +42,7 @@ SUBPROCESS_TIMEOUT_S = 300
 MD5_HEX = re.compile(r"^[0-9a-f]{32}$")
 
 
-def _game_dir() -> Path | None:
-    configured = os.environ.get("JITRL_JERICHO_DIR")
-    for folder in (Path(configured) if configured else None, SHARED_GAMES):
-        if folder is not None and folder.is_dir():
-            return folder
-    return None
-
-
-GAME_DIR = _game_dir()
+GAME_DIR = jericho_dir()
 pytestmark = pytest.mark.skipif(
     GAME_DIR is None, reason=f"no Jericho games: set JITRL_JERICHO_DIR or provide {SHARED_GAMES}"
 )
