@@ -16,6 +16,7 @@ from rich.table import Table
 from jitrl.agents import AGENTS, LLMAgent
 from jitrl.config import JitRLConfig, Selection
 from jitrl.envs import make_env
+from jitrl.envs.base import TextEnv
 from jitrl.learner import JitRL
 from jitrl.llm import load_model
 from jitrl.llm.cache import CachedModel
@@ -88,6 +89,38 @@ def _episode_table(results: list[EpisodeResult]) -> Table:
     return table
 
 
+def _play(
+    game: TextEnv, player: LLMAgent, writer: RunWriter, episodes: int, seed: int
+) -> list[EpisodeResult]:
+    """Run the episodes under a progress bar (steps; an episode that ends early fills its part)."""
+    max_steps = getattr(game, "max_steps", 1)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task(f"{player.name} on {game.task_id}", total=episodes * max_steps)
+        done = [0]
+
+        def episode_done(_: EpisodeResult) -> None:
+            done[0] += 1
+            progress.update(task, completed=done[0] * max_steps)
+
+        return run_episodes(
+            game,
+            player,
+            writer,
+            episodes=episodes,
+            seed=seed,
+            on_step=lambda n: progress.advance(task, n),
+            on_episode=episode_done,
+        )
+
+
 @app.command()
 def run(
     env: Annotated[
@@ -109,6 +142,10 @@ def run(
     gamma: Annotated[float | None, typer.Option(help="discount factor")] = None,
     alpha: Annotated[float | None, typer.Option(help="optimism for untried actions")] = None,
     selection: Annotated[str | None, typer.Option(help="greedy | sample")] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, help="llama.cpp threads (default: all cores; use 1 on a busy machine)"),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="logging level")] = "WARNING",
 ) -> None:
     """Play episodes with an agent; memory persists in the store between runs."""
@@ -117,10 +154,9 @@ def run(
         raise typer.BadParameter(f"unknown agent {agent!r}; choose from {', '.join(AGENTS)}")
     cfg = _method_config(beta, k, gamma, alpha, selection)
     game = make_env(env, max_steps=max_steps, seed=seed)
-    llm = CachedModel(load_model(model))
+    llm = CachedModel(load_model(model, n_threads=threads))
     store = open_store(memory) if agent == "jitrl" else None
     learner = JitRL(store, cfg, model=llm, seed=seed)
-    player = LLMAgent(agent, learner)
     settings = {
         "env": env,
         "agent": agent,
@@ -130,34 +166,9 @@ def run(
         "model": model,
         "config": repr(cfg),
     }
-    writer = RunWriter(out, settings)
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
     try:
-        with progress:
-            task = progress.add_task(f"{agent} on {game.task_id}", total=episodes * max_steps)
-            done = [0]
-
-            def episode_done(_: EpisodeResult) -> None:
-                done[0] += 1
-                progress.update(task, completed=done[0] * max_steps)
-
-            results = run_episodes(
-                game,
-                player,
-                writer,
-                episodes=episodes,
-                seed=seed,
-                on_step=lambda n: progress.advance(task, n),
-                on_episode=episode_done,
-            )
-    finally:
+        results = _play(game, LLMAgent(agent, learner), RunWriter(out, settings), episodes, seed)
+    finally:  # finished episodes are already stored; release the game, store and model
         game.close()
         learner.close()
         llm.close()
