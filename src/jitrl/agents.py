@@ -43,6 +43,14 @@ class Agent(Protocol):
         """The episode is over; learn from it."""
         ...
 
+    def memory_size(self) -> int:
+        """Experiences (or table entries) the agent has learnt so far."""
+        ...
+
+    def close(self) -> None:
+        """Release the agent's store (models belong to the caller)."""
+        ...
+
 
 class LLMAgent:
     """Scores candidates with the learner's model and lets the learner correct and choose."""
@@ -79,6 +87,9 @@ class LLMAgent:
         if self._episode is not None and not self._episode.finished:
             self._episode.finish(failed=failed)
         self._episode = None
+
+    def memory_size(self) -> int:
+        return len(self.learner.index)
 
     def close(self) -> None:
         """Close the learner's store (the model belongs to the caller)."""

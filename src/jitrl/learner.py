@@ -191,7 +191,10 @@ class JitRL:
             raise ValueError("decide() needs logits, or a prompt and a JitRL(model=...) to score")
         res: ScoreResult = self.model.score(prompt, cands + extra)
         usage = {
+            "calls": float(res.calls),
             "prompt_tokens": float(res.prompt_tokens),
+            "billed_tokens": float(res.billed_tokens),
+            "completion_tokens": float(res.completion_tokens),
             "prefill_tokens": float(res.prefill_tokens),
             "candidate_tokens": float(sum(res.token_counts)),
             "prefill_seconds": res.prefill_seconds,

@@ -43,6 +43,8 @@ class ScoreResult:
         prefill_tokens: prompt tokens actually evaluated for this call (the rest came from cache).
         prefill_seconds: wall time spent evaluating the prompt.
         scoring_seconds: wall time spent evaluating the candidates after the prompt.
+        calls: model calls (requests) made; 0 when the result came from a cache.
+        completion_tokens: tokens generated (0 for exact scoring; label tokens for API modes).
     """
 
     logprobs: tuple[float, ...]
@@ -51,6 +53,13 @@ class ScoreResult:
     prefill_tokens: int = 0
     prefill_seconds: float = 0.0
     scoring_seconds: float = 0.0
+    calls: int = 1
+    completion_tokens: int = 0
+
+    @property
+    def billed_tokens(self) -> int:
+        """Input tokens an API would bill: the prompt plus every scored candidate."""
+        return self.prompt_tokens + sum(self.token_counts) if self.calls else 0
 
     def logits(self, length_normalise: bool) -> tuple[float, ...]:
         """Base logits: summed log-probs, or their per-token mean when ``length_normalise``."""

@@ -15,7 +15,7 @@ from jitrl.llm.base import LanguageModel, Prompt, ScoreResult
 
 
 class CachedModel:
-    """Wraps a :class:`LanguageModel`; cache hits cost no model time (reported as 0 s, 0 tokens)."""
+    """Wraps a :class:`LanguageModel`; a cache hit costs nothing (0 calls, 0 s, 0 tokens)."""
 
     def __init__(self, model: LanguageModel, max_entries: int = 4096) -> None:
         if max_entries < 1:
@@ -34,7 +34,14 @@ class CachedModel:
         cached = self._cache.get(key)
         if cached is not None:
             self.hits += 1
-            return replace(cached, prefill_tokens=0, prefill_seconds=0.0, scoring_seconds=0.0)
+            return replace(
+                cached,
+                prefill_tokens=0,
+                prefill_seconds=0.0,
+                scoring_seconds=0.0,
+                calls=0,
+                completion_tokens=0,
+            )
         self.misses += 1
         result = self.model.score(prompt, candidates)
         self._cache[key] = result
