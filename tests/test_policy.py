@@ -9,17 +9,26 @@ from jitrl.policy import corrected_logits, select, softmax
 
 
 def kl_objective_optimum(pi0, adv, beta):
-    """Maximise E_pi[A] - beta KL(pi || pi0) numerically over the simplex (softmax param.)."""
+    """Maximise E_pi[A] - beta KL(pi || pi0) numerically over the simplex (softmax param.).
+
+    The gradient is exact: with finite differences BFGS stalls near a vertex of the simplex,
+    where the small probabilities' gradients fall below any usable step.
+    """
 
     def neg(theta):
         pi = softmax(theta)
-        return -(pi @ adv - beta * np.sum(pi * (np.log(pi + 1e-300) - np.log(pi0))))
+        logpi = theta - theta.max() - np.log(np.exp(theta - theta.max()).sum())
+        grad_pi = adv - beta * (logpi - np.log(pi0) + 1.0)
+        value = pi @ adv - beta * np.sum(pi * (logpi - np.log(pi0)))
+        return -value, -(pi * (grad_pi - pi @ grad_pi))
 
-    res = minimize(neg, np.log(pi0), method="BFGS", options={"gtol": 1e-10, "maxiter": 2000})
+    res = minimize(
+        neg, np.zeros_like(pi0), jac=True, method="BFGS", options={"gtol": 1e-12, "maxiter": 5000}
+    )
     return softmax(res.x)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.integers(2, 8), st.floats(0.05, 5.0), st.integers(0, 10_000))
 def test_closed_form_matches_numerical_optimiser(n, beta, seed):
     rng = np.random.default_rng(seed)
@@ -28,7 +37,7 @@ def test_closed_form_matches_numerical_optimiser(n, beta, seed):
     pi0 = softmax(z)
     closed = softmax(corrected_logits(z, adv, beta))
     numeric = kl_objective_optimum(pi0, adv, beta)
-    assert np.allclose(closed, numeric, atol=2e-4)
+    assert np.allclose(closed, numeric, atol=1e-5)
 
     # and it is at least as good as the optimiser's answer for the objective
     def obj(pi):

@@ -2,22 +2,33 @@
 
 - ``jitrl``: the frozen LLM's distribution corrected by memory.
 - ``static``: the same LLM and prompts with no memory (every advantage is 0).
+- ``icl``: in-context memory: the same neighbours, written into the prompt as text (action and
+  return) instead of entering the logits (the Reflexion/AWM family of methods).
+- ``qlearn``: tabular Q-learning over the exact state key, optimistic initialisation, no LLM.
+- ``random``: uniform over the candidates.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from jitrl.baselines import QLearnAgent, RandomAgent
 from jitrl.config import JitRLConfig
-from jitrl.learner import Episode, JitRL
-from jitrl.llm.base import LanguageModel
+from jitrl.learner import Episode, JitRL, PromptBuilder
+from jitrl.llm.base import LanguageModel, Prompt
+from jitrl.memory import open_store
 from jitrl.memory.base import ExperienceStore
 from jitrl.prompts import PromptConfig, build_prompt
-from jitrl.types import Decision, State
+from jitrl.types import Decision, Neighbour, State
 
-AGENTS = ("jitrl", "static")
+AGENTS = ("jitrl", "static", "icl", "qlearn", "random")
+LLM_AGENTS = ("jitrl", "static", "icl")
+"""Agents that need a language model."""
+MEMORY_AGENTS = ("jitrl", "icl", "qlearn")
+"""Agents that keep an experience store."""
 
 
 class Agent(Protocol):
@@ -55,12 +66,21 @@ class Agent(Protocol):
 class LLMAgent:
     """Scores candidates with the learner's model and lets the learner correct and choose."""
 
-    def __init__(self, name: str, learner: JitRL, prompts: PromptConfig | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        learner: JitRL,
+        prompts: PromptConfig | None = None,
+        *,
+        in_context: bool = False,
+    ) -> None:
         if learner.model is None:
             raise ValueError("LLMAgent needs a JitRL with a model")
         self.name = name
         self.learner = learner
         self.prompts = prompts or PromptConfig()
+        self.in_context = in_context
+        """Write the retrieved neighbours into the prompt (the ``icl`` agent)."""
         self._episode: Episode | None = None
         self._history: list[str] = []
 
@@ -74,7 +94,14 @@ class LLMAgent:
         if self._episode is None:
             raise RuntimeError("act() before begin()")
         state: State = info["state"]
-        prompt = build_prompt(observation, info, self._history, self.prompts)
+        history = list(self._history)
+
+        def with_memory(experience: Sequence[Neighbour]) -> Prompt:
+            return build_prompt(observation, info, history, self.prompts, experience)
+
+        prompt: Prompt | PromptBuilder = with_memory
+        if not self.in_context:
+            prompt = build_prompt(observation, info, history, self.prompts)
         decision = self._episode.decide(state, info["candidates"], prompt=prompt, valid=valid)
         self._history.append(decision.action)
         return decision
@@ -98,15 +125,32 @@ class LLMAgent:
 
 def make_agent(
     name: str,
-    model: LanguageModel,
+    model: LanguageModel | None,
     memory: ExperienceStore | str | Path | None,
     config: JitRLConfig | None = None,
     *,
     seed: int = 1,
     prompts: PromptConfig | None = None,
-) -> LLMAgent:
-    """Build a named agent. ``static`` ignores ``memory`` (it has none by definition)."""
+) -> Agent:
+    """Build a named agent (see the module docstring).
+
+    ``static`` and ``random`` ignore ``memory``; ``qlearn`` and ``random`` ignore ``model``.
+    """
     if name not in AGENTS:
         raise ValueError(f"unknown agent {name!r}; choose from {', '.join(AGENTS)}")
-    store = memory if name == "jitrl" else None
-    return LLMAgent(name, JitRL(store, config, model=model, seed=seed), prompts)
+    store = memory if name in MEMORY_AGENTS else None
+    if isinstance(store, (str, Path)):
+        store = open_store(store)
+    if name == "random":
+        return RandomAgent(seed=seed)
+    if name == "qlearn":
+        return QLearnAgent(store, seed=seed)
+    if model is None:
+        raise ValueError(f"agent {name!r} needs a language model")
+    cfg = config or JitRLConfig()
+    if name == "static":
+        return LLMAgent(name, JitRL(None, cfg, model=model, seed=seed), prompts)
+    if name == "icl":
+        cfg = replace(cfg, policy=replace(cfg.policy, correct=False))
+    learner = JitRL(store, cfg, model=model, seed=seed)
+    return LLMAgent(name, learner, prompts, in_context=name == "icl")

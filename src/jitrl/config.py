@@ -111,6 +111,10 @@ class PolicyConfig:
     """Let actions that neighbours took with positive advantage join the candidate set."""
     floor_logit: float | None = None
     """Base logit of memory-proposed actions; ``None`` uses the lowest base logit in the state."""
+    correct: bool = True
+    """Apply ``z' = z + A / beta``. ``False`` keeps the LLM's distribution unchanged while memory
+    is still retrieved, estimated and recorded: the ``icl`` baseline, whose neighbours reach the
+    model through the prompt instead of the logits."""
 
     def __post_init__(self) -> None:
         _check(self.beta > 0.0 and math.isfinite(self.beta), "beta must be positive and finite")

@@ -37,6 +37,8 @@ from jitrl.values import estimate, proposals
 log = logging.getLogger(__name__)
 
 Validator = Callable[[str], bool]
+PromptBuilder = Callable[[Sequence[Neighbour]], Prompt]
+"""Builds the prompt once the neighbours are known (memory written into the prompt)."""
 
 
 def _as_state(state: State | str, key: str | None) -> State:
@@ -109,7 +111,7 @@ class JitRL:
         logits: Sequence[float] | None = None,
         *,
         key: str | None = None,
-        prompt: Prompt | None = None,
+        prompt: Prompt | PromptBuilder | None = None,
         valid: Validator | None = None,
         working: Sequence[Experience] = (),
     ) -> Decision:
@@ -120,7 +122,8 @@ class JitRL:
             candidates: the actions available now.
             logits: base logits ``z(a|s)``, one per candidate; omit to let ``model`` score them.
             key: exact state key (equal keys count as identical states).
-            prompt: prompt for the model when ``logits`` is omitted.
+            prompt: prompt for the model when ``logits`` is omitted, or a function that builds
+                it from the retrieved neighbours (in-context memory, the ``icl`` baseline).
             valid: tells whether a memory-proposed action (not in ``candidates``) is valid now;
                 without it memory proposes nothing.
             working: the current episode's earlier steps with their returns so far (see
@@ -132,11 +135,14 @@ class JitRL:
         neighbours = self._neighbours(st, working) if self.uses_memory else []
         extra = self._proposals(neighbours, cands, valid)
         t_mem = time.perf_counter() - t0
+        if callable(prompt):
+            prompt = prompt(neighbours)
         base, usage, llm_s = self._base_logits(cands, extra, logits, prompt)
         t1 = time.perf_counter()
         all_cands = cands + extra
         est = estimate(neighbours, all_cands, self.config.values) if self.uses_memory else None
-        adv = est.advantages if est is not None else (0.0,) * len(all_cands)
+        correct = est is not None and self.config.policy.correct
+        adv = est.advantages if correct and est is not None else (0.0,) * len(all_cands)
         z = corrected_logits(base, adv, self.config.policy.beta)
         idx, probs = select(z, self.config.policy, self.rng)
         t_mem += time.perf_counter() - t1
@@ -226,7 +232,7 @@ class Episode:
         logits: Sequence[float] | None = None,
         *,
         key: str | None = None,
-        prompt: Prompt | None = None,
+        prompt: Prompt | PromptBuilder | None = None,
         valid: Validator | None = None,
     ) -> Decision:
         """Like :meth:`JitRL.decide`, and remembers the decision for this episode."""

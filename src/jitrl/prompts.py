@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jitrl.llm.base import Prompt
+from jitrl.types import Neighbour
 
 DEFAULT_SYSTEM = (
     "You are playing a text adventure game. Read where you are and what you see, "
@@ -31,12 +32,18 @@ class PromptConfig:
     """The observation is cut to this many characters (from the start)."""
     answer_prefix: str = "Command:"
     """Text that opens the answer; candidates are scored after it."""
+    experience_header: str = "Past experience in similar situations (command: return):"
+    """Heading of the in-context memory block (``icl`` agent): one line per neighbour follows."""
+    return_decimals: int = 1
+    """Decimals of the returns written into the in-context memory block."""
 
     def __post_init__(self) -> None:
         if self.history < 0:
             raise ValueError("history must be >= 0")
         if self.max_observation_chars < 1:
             raise ValueError("max_observation_chars must be >= 1")
+        if self.return_decimals < 0:
+            raise ValueError("return_decimals must be >= 0")
 
 
 _SPACES = re.compile(r"\s+")
@@ -47,8 +54,13 @@ def build_prompt(
     info: dict[str, Any],
     history: Sequence[str],
     config: PromptConfig | None = None,
+    experience: Sequence[Neighbour] = (),
 ) -> Prompt:
-    """The prompt for one step of a text game."""
+    """The prompt for one step of a text game.
+
+    ``experience`` (the ``icl`` agent's retrieved neighbours) is written as one line per
+    neighbour, most similar first: the command taken and the discounted return that followed.
+    """
     cfg = config or PromptConfig()
     obs = _SPACES.sub(" ", observation).strip()[: cfg.max_observation_chars]
     lines = []
@@ -60,4 +72,10 @@ def build_prompt(
     if cfg.history and history:
         lines.append(f"Recent commands: {', '.join(history[-cfg.history :])}")
     lines.append(f"Observation: {obs}")
+    if experience:
+        lines.append(cfg.experience_header)
+        lines += [
+            f"- {nb.experience.action}: {nb.experience.ret:.{cfg.return_decimals}f}"
+            for nb in experience
+        ]
     return Prompt(system=cfg.system, user="\n".join(lines), answer_prefix=cfg.answer_prefix)

@@ -32,6 +32,7 @@ def decision_record(episode: int, step: int, d: Decision, reward: float) -> dict
                 "similarity": round(nb.similarity, 5),
                 "episode_id": nb.experience.episode_id,
                 "step": nb.experience.step,
+                "task_id": nb.experience.task_id,
             }
             for nb in d.neighbours
         ],

@@ -164,6 +164,26 @@ class RunWriter:
         self.episodes_path = out / "episodes.jsonl"
         self.decisions_path = out / "decisions.jsonl"
         self.results = [EpisodeResult(**row) for row in self._read_episodes()]
+        self._drop_unfinished_decisions()
+
+    def _drop_unfinished_decisions(self) -> None:
+        """Remove decisions of an episode that a crash cut short (it will be replayed)."""
+        if not self.decisions_path.exists():
+            return
+        with self.decisions_path.open(encoding="utf-8") as fh:
+            lines = fh.readlines()
+        keep = [ln for ln in lines if ln.strip() and self._finished(ln)]
+        if len(keep) < len(lines):
+            log.warning("dropping %d decisions of an unfinished episode", len(lines) - len(keep))
+            tmp = self.decisions_path.with_suffix(".tmp")
+            tmp.write_text("".join(keep), encoding="utf-8")
+            tmp.replace(self.decisions_path)
+
+    def _finished(self, line: str) -> bool:
+        try:
+            return int(json.loads(line)["episode"]) < self.next_index
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            return False  # a line cut by the crash
 
     def _read_episodes(self) -> Iterator[dict[str, Any]]:
         if not self.episodes_path.exists():

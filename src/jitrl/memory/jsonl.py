@@ -17,7 +17,7 @@ import logging
 import os
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,7 +203,23 @@ def import_jsonl(store: ExperienceStore, path: str | os.PathLike[str]) -> Import
     Raises:
         ValueError: a malformed line (naming its number); nothing was imported.
     """
-    episodes = read_episodes(path)
+    result = add_episodes(store, read_episodes(path))
+    logger.info("imported %s from %s", result, os.fspath(path))
+    return result
+
+
+def group_episodes(records: Iterable[Experience]) -> dict[str, list[Experience]]:
+    """Records grouped by episode id, in order of first appearance."""
+    episodes: dict[str, list[Experience]] = {}
+    for record in records:
+        episodes.setdefault(record.episode_id, []).append(record)
+    return episodes
+
+
+def add_episodes(
+    store: ExperienceStore, episodes: Mapping[str, Sequence[Experience]]
+) -> ImportResult:
+    """Store each episode atomically; episodes the store already holds are skipped."""
     added = added_records = skipped = 0
     for episode_id, records in episodes.items():
         if store.has_episode(episode_id):
@@ -216,11 +232,4 @@ def import_jsonl(store: ExperienceStore, path: str | os.PathLike[str]) -> Import
             continue
         added += 1
         added_records += len(records)
-    logger.info(
-        "imported %d episodes (%d experiences) from %s, skipped %d already stored",
-        added,
-        added_records,
-        os.fspath(path),
-        skipped,
-    )
     return ImportResult(episodes=added, experiences=added_records, skipped_episodes=skipped)

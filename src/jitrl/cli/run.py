@@ -1,51 +1,25 @@
-"""Command-line interface: ``jitrl run`` and ``jitrl memory stats|export|import``."""
+"""``jitrl run``: play episodes with one agent; memory persists in the store between runs."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, cast
 
 import typer
-from rich.console import Console
-from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from jitrl.agents import AGENTS, LLMAgent
+from jitrl.agents import AGENTS, LLM_AGENTS, MEMORY_AGENTS, Agent, make_agent
+from jitrl.cli.common import DEFAULT_MEMORY, app, console, progress_bar, setup_logging
 from jitrl.config import JitRLConfig, Selection
 from jitrl.envs import make_env
 from jitrl.envs.base import TextEnv
-from jitrl.learner import JitRL
 from jitrl.llm import load_model
 from jitrl.llm.cache import CachedModel
 from jitrl.memory import open_store
-from jitrl.memory.base import ExperienceStore, StoreError
-from jitrl.memory.jsonl import export_jsonl, import_jsonl
 from jitrl.runner import EpisodeResult, RunWriter, run_episodes
 
-app = typer.Typer(
-    help="Just-In-Time RL: LLM agents that learn from experience at test time.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-)
-memory_app = typer.Typer(help="Inspect, export and import experience stores.", no_args_is_help=True)
-app.add_typer(memory_app, name="memory")
-console = Console()
-
-DEFAULT_MEMORY = "jitrl-memory.sqlite"
 SELECTIONS = ("greedy", "sample")
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(message)s",
-        datefmt="[%X]",
-        handlers=[RichHandler(console=console, show_path=False)],
-        force=True,
-    )
 
 
 def _method_config(
@@ -90,18 +64,11 @@ def _episode_table(results: list[EpisodeResult]) -> Table:
 
 
 def _play(
-    game: TextEnv, player: LLMAgent, writer: RunWriter, episodes: int, seed: int
+    game: TextEnv, player: Agent, writer: RunWriter, episodes: int, seed: int
 ) -> list[EpisodeResult]:
     """Run the episodes under a progress bar (steps; an episode that ends early fills its part)."""
     max_steps = getattr(game, "max_steps", 1)
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
+    progress = progress_bar()
     with progress:
         task = progress.add_task(f"{player.name} on {game.task_id}", total=episodes * max_steps)
         done = [0]
@@ -149,84 +116,30 @@ def run(
     log_level: Annotated[str, typer.Option(help="logging level")] = "WARNING",
 ) -> None:
     """Play episodes with an agent; memory persists in the store between runs."""
-    _setup_logging(log_level)
+    setup_logging(log_level)
     if agent not in AGENTS:
         raise typer.BadParameter(f"unknown agent {agent!r}; choose from {', '.join(AGENTS)}")
     cfg = _method_config(beta, k, gamma, alpha, selection)
     game = make_env(env, max_steps=max_steps, seed=seed)
-    llm = CachedModel(load_model(model, n_threads=threads))
-    store = open_store(memory) if agent == "jitrl" else None
-    learner = JitRL(store, cfg, model=llm, seed=seed)
+    llm = CachedModel(load_model(model, n_threads=threads)) if agent in LLM_AGENTS else None
+    store = open_store(memory) if agent in MEMORY_AGENTS else None
+    player = make_agent(agent, llm, store, cfg, seed=seed)
     settings = {
         "env": env,
         "agent": agent,
         "max_steps": max_steps,
         "seed": seed,
         "memory": memory if store else None,
-        "model": model,
+        "model": model if llm else None,
         "config": repr(cfg),
     }
     try:
-        results = _play(game, LLMAgent(agent, learner), RunWriter(out, settings), episodes, seed)
+        results = _play(game, player, RunWriter(out, settings), episodes, seed)
     finally:  # finished episodes are already stored; release the game, store and model
         game.close()
-        learner.close()
-        llm.close()
+        player.close()
+        if llm is not None:
+            llm.close()
     console.print(_episode_table(results))
-    console.print(f"LLM cache: {llm.hits} hits, {llm.misses} misses. Output: {out}")
-
-
-def _open_existing(path: str) -> ExperienceStore:
-    try:
-        return open_store(path, create=False)
-    except StoreError as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from err
-
-
-@memory_app.command("stats")
-def memory_stats(path: Annotated[str, typer.Argument(help="store")] = DEFAULT_MEMORY) -> None:
-    """Counts and means over a store."""
-    store = _open_existing(path)
-    stats = store.stats()
-    table = Table(title=f"Memory {path}")
-    table.add_column("field")
-    table.add_column("value", justify="right")
-    for name, value in vars(stats).items():
-        table.add_row(name, f"{value:.3f}" if isinstance(value, float) else str(value))
-    console.print(table)
-    store.close()
-
-
-@memory_app.command("export")
-def memory_export(
-    dest: Annotated[Path, typer.Argument(help="JSONL file to write")],
-    memory: Annotated[str, typer.Option(help="store to read")] = DEFAULT_MEMORY,
-) -> None:
-    """Write every experience of a store as one JSON line."""
-    store = _open_existing(memory)
-    count = export_jsonl(store, dest)
-    store.close()
-    console.print(f"exported {count} experiences to {dest}")
-
-
-@memory_app.command("import")
-def memory_import(
-    src: Annotated[Path, typer.Argument(help="JSONL file to read")],
-    memory: Annotated[
-        str, typer.Option(help="store to write (created if missing)")
-    ] = DEFAULT_MEMORY,
-) -> None:
-    """Add the episodes of a JSONL export to a store (episodes already there are skipped)."""
-    if not src.is_file():
-        console.print(f"[red]error:[/red] no such file: {src}")
-        raise typer.Exit(2)
-    store = open_store(memory)
-    try:
-        result = import_jsonl(store, src)
-    except ValueError as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from err
-    finally:
-        store.close()
-    console.print(f"imported: {result}")
+    cache = f"LLM cache: {llm.hits} hits, {llm.misses} misses. " if llm else ""
+    console.print(f"{cache}Output: {out}")

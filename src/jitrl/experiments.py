@@ -1,0 +1,304 @@
+"""Comparisons: several agents × environments × seeds, in parallel, resumable.
+
+Every (environment, agent, seed) job plays into its own run folder
+``OUT/runs/<env>/<agent>/seed<S>/`` with its own fresh store (``memory.sqlite``, optionally
+started from a copy of ``warm_from``). A job that was interrupted resumes where it stopped:
+finished episodes are kept and not replayed. ``OUT/compare.json`` records the settings; the
+report (:mod:`jitrl.report`) is rendered from the run folders alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jitrl.agents import AGENTS, LLM_AGENTS, MEMORY_AGENTS, make_agent
+from jitrl.envs import make_env
+from jitrl.memory import open_store
+from jitrl.memory.jsonl import add_episodes, group_episodes
+from jitrl.runner import RunWriter, run_episodes
+
+log = logging.getLogger(__name__)
+
+JERICHO_SUFFIXES = (".z3", ".z4", ".z5", ".z8")
+"""Game files that ``jericho:DIR`` picks up in a folder."""
+POLL_SECONDS = 2.0
+"""How often the parent process counts finished episodes for the progress bar."""
+SETTINGS_FILE = "compare.json"
+
+
+@dataclass(frozen=True)
+class Price:
+    """API prices in US dollars per million tokens."""
+
+    input: float
+    """Price of a million input (prompt and scored-candidate) tokens."""
+    output: float
+    """Price of a million generated tokens."""
+
+    def __post_init__(self) -> None:
+        if self.input < 0 or self.output < 0:
+            raise ValueError("prices must be >= 0")
+
+    @classmethod
+    def parse(cls, text: str) -> Price:
+        """``"IN"`` (both) or ``"IN,OUT"``, dollars per million tokens."""
+        parts = text.split(",")
+        try:
+            values = [float(p) for p in parts]
+        except ValueError as err:
+            raise ValueError(f"bad price {text!r}: expected IN or IN,OUT in $/1M tokens") from err
+        if len(values) not in (1, 2):
+            raise ValueError(f"bad price {text!r}: expected IN or IN,OUT in $/1M tokens")
+        return cls(values[0], values[-1])
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """What a comparison runs."""
+
+    envs: dict[str, str]
+    """Environment slug -> spec for :func:`jitrl.envs.make_env` (see :func:`expand_envs`)."""
+    agents: tuple[str, ...] = AGENTS
+    """Agents to compare, each with its own fresh store."""
+    seeds: tuple[int, ...] = (1, 2, 3)
+    """Seeds; each (env, agent) runs once per seed (episode i of seed s uses seed s + i)."""
+    episodes: int = 20
+    """Episodes per job."""
+    max_steps: int = 40
+    """Steps per episode."""
+    window: int = 5
+    """Final-window size of the report."""
+    model: str = "llamacpp"
+    """Language model spec for the LLM agents."""
+    workers: int = 1
+    """Parallel worker processes."""
+    threads: int | None = None
+    """llama.cpp threads per worker; default: cores divided among the workers."""
+    warm_from: str | None = None
+    """Store whose episodes every memory agent starts from (transfer); ``None``: cold start."""
+    price: Price | None = None
+    """API prices for the cost columns of the report."""
+
+    def __post_init__(self) -> None:
+        if not self.envs:
+            raise ValueError("no environments to compare")
+        unknown = [a for a in self.agents if a not in AGENTS]
+        if unknown or not self.agents:
+            raise ValueError(f"unknown agents {unknown}; choose from {', '.join(AGENTS)}")
+        if not self.seeds or min(self.seeds) < 0:
+            raise ValueError("seeds must be a non-empty list of ints >= 0")
+        for name in ("episodes", "max_steps", "window", "workers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError("threads must be >= 1")
+        if self.warm_from is not None and not Path(self.warm_from).is_file():
+            raise FileNotFoundError(f"--warm-from store not found: {self.warm_from}")
+
+    @property
+    def worker_threads(self) -> int:
+        """Model threads for each worker."""
+        return self.threads or max(1, (os.cpu_count() or 1) // self.workers)
+
+    def settings(self) -> dict[str, Any]:
+        """The JSON form written to ``compare.json``."""
+        out = asdict(self)
+        out["agents"], out["seeds"] = list(self.agents), list(self.seeds)
+        return out
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "env"
+
+
+def expand_envs(spec: str, game_seed: int = 1) -> dict[str, str]:
+    """Turn a comma-separated list of suite specs into environment slug -> single-game spec.
+
+    - ``jericho:DIR``: every game file in the folder (``.z3/.z4/.z5/.z8``);
+    - ``jericho:PATH`` or ``jericho:NAME``: one game;
+    - ``textworld:K``: K generated games with generation seeds ``game_seed .. game_seed+K-1``;
+    - ``textworld``: one generated game from ``game_seed``.
+    """
+    envs: dict[str, str] = {}
+    for part in (p.strip() for p in spec.split(",")):
+        kind, sep, target = part.partition(":")
+        if kind == "jericho" and target and Path(target).expanduser().is_dir():
+            folder = Path(target).expanduser()
+            games = sorted(p for p in folder.iterdir() if p.suffix in JERICHO_SUFFIXES)
+            if not games:
+                kinds = ", ".join(JERICHO_SUFFIXES)
+                raise ValueError(f"no Jericho game files ({kinds}) in {folder}")
+            envs.update({g.stem: f"jericho:{g}" for g in games})
+        elif kind == "jericho" and target:
+            envs[_slug(Path(target).stem)] = part
+        elif kind == "textworld":
+            count = 1 if not sep else _positive_int(target, part)
+            envs.update({f"tw{s}": f"textworld:{s}" for s in range(game_seed, game_seed + count)})
+        else:
+            raise ValueError(f"unknown suite {part!r}: use jericho:DIR, jericho:PATH, textworld:K")
+    return envs
+
+
+def _positive_int(text: str, spec: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"bad suite {spec!r}: K must be an int >= 1")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (environment, agent, seed) learning run."""
+
+    slug: str
+    spec: str
+    agent: str
+    seed: int
+    folder: str
+    episodes: int
+    max_steps: int
+    model: str
+    threads: int
+    warm_from: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def done(self) -> int:
+        """Episodes already finished in the run folder."""
+        path = Path(self.folder) / "episodes.jsonl"
+        if not path.exists():
+            return 0
+        with path.open(encoding="utf-8") as fh:
+            return sum(1 for line in fh if line.strip())
+
+
+def make_jobs(config: CompareConfig, out: Path) -> list[Job]:
+    """All jobs, seeds in the outer loop so every agent makes progress early."""
+    return [
+        Job(
+            slug=slug,
+            spec=spec,
+            agent=agent,
+            seed=seed,
+            folder=str(out / "runs" / slug / agent / f"seed{seed}"),
+            episodes=config.episodes,
+            max_steps=config.max_steps,
+            model=config.model,
+            threads=config.worker_threads,
+            warm_from=config.warm_from if agent in MEMORY_AGENTS else None,
+        )
+        for seed in config.seeds
+        for slug, spec in config.envs.items()
+        for agent in config.agents
+    ]
+
+
+def _warm_store(path: Path, warm_from: str) -> None:
+    """Start a fresh store from a copy of ``warm_from``'s episodes (once: before any episode)."""
+    src = open_store(warm_from, create=False)
+    dst = open_store(path)
+    try:
+        result = add_episodes(dst, group_episodes(src))
+        log.info("warm start %s from %s: %s", path, warm_from, result)
+    finally:
+        src.close()
+        dst.close()
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Play the job's missing episodes (runs in a worker process). Returns its final scores."""
+    folder = Path(job.folder)
+    writer = RunWriter(folder, {k: v for k, v in asdict(job).items() if k != "folder"})
+    todo = job.episodes - writer.next_index
+    if todo > 0:
+        store_path = folder / "memory.sqlite"
+        if job.warm_from and writer.next_index == 0 and not store_path.exists():
+            _warm_store(store_path, job.warm_from)
+        env = make_env(job.spec, max_steps=job.max_steps, seed=job.seed)
+        model = None
+        if job.agent in LLM_AGENTS:
+            from jitrl.llm import load_model
+            from jitrl.llm.cache import CachedModel
+
+            model = CachedModel(load_model(job.model, n_threads=job.threads))
+        store = open_store(store_path) if job.agent in MEMORY_AGENTS else None
+        agent = make_agent(job.agent, model, store, seed=job.seed)
+        try:
+            run_episodes(env, agent, writer, episodes=todo, seed=job.seed)
+        finally:
+            env.close()
+            agent.close()
+            if model is not None:
+                model.close()
+    return {
+        "slug": job.slug,
+        "agent": job.agent,
+        "seed": job.seed,
+        "scores": [r.score for r in writer.results],
+    }
+
+
+def _init_worker(level: int) -> None:
+    logging.basicConfig(level=level, format="%(processName)s %(message)s")
+
+
+def run_jobs(
+    jobs: Iterable[Job],
+    workers: int,
+    on_progress: Callable[[int], None] | None = None,
+    on_job: Callable[[dict[str, Any]], None] | None = None,
+) -> list[str]:
+    """Run jobs in ``workers`` processes; returns the errors of jobs that failed (others go on).
+
+    ``on_progress`` gets the total of finished episodes every few seconds; ``on_job`` each
+    finished job's result.
+    """
+    pending = [j for j in jobs if j.done() < j.episodes]
+    errors: list[str] = []
+    level = logging.getLogger().getEffectiveLevel()
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(level,)) as pool:
+        futures: dict[Future[dict[str, Any]], Job] = {pool.submit(run_job, j): j for j in pending}
+        while futures:
+            finished, _ = wait(futures, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                job = futures.pop(fut)
+                try:
+                    result = fut.result()
+                except Exception as err:  # a broken job must not stop the others
+                    msg = f"{job.slug}/{job.agent}/seed{job.seed}: {type(err).__name__}: {err}"
+                    log.error("job failed: %s", msg)
+                    errors.append(msg)
+                    continue
+                if on_job is not None:
+                    on_job(result)
+            if on_progress is not None:
+                on_progress(sum(j.done() for j in pending))
+    return errors
+
+
+def write_settings(config: CompareConfig, out: Path) -> None:
+    """Write ``compare.json``; a rerun into the same folder must use the same experiment."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / SETTINGS_FILE
+    settings = config.settings()
+    if path.exists():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        fixed = ("envs", "max_steps", "model", "warm_from")
+        changed = [k for k in fixed if old.get(k) != settings.get(k)]
+        if changed:
+            raise ValueError(
+                f"{out} holds a different comparison ({', '.join(changed)} differ); "
+                "use another --out folder"
+            )
+        # agents, seeds and episodes may grow: keep the union
+        settings["agents"] = list(dict.fromkeys([*old["agents"], *settings["agents"]]))
+        settings["seeds"] = sorted(set(old["seeds"]) | set(settings["seeds"]))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(settings, indent=2), encoding="utf-8")
+    tmp.replace(path)

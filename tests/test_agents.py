@@ -1,0 +1,75 @@
+"""make_agent and the in-context-memory baseline (icl)."""
+
+from __future__ import annotations
+
+import pytest
+
+from jitrl.agents import AGENTS, LLMAgent, make_agent
+from jitrl.baselines import QLearnAgent, RandomAgent
+from jitrl.llm.scripted import ScriptedModel
+from jitrl.memory import open_store
+from tests.conftest import ListStore
+from tests.test_baselines import ChainEnv, play
+
+# the LLM prefers to wait; only memory can teach it to go right
+SCORES = {"wait": -1.0, "go right": -3.0, "go left": -3.0, "jump": -6.0}
+
+
+def test_make_agent_builds_every_agent(tmp_path):
+    model = ScriptedModel(SCORES)
+    kinds = {name: type(make_agent(name, model, tmp_path / f"{name}.sqlite")) for name in AGENTS}
+    assert kinds == {
+        "jitrl": LLMAgent,
+        "static": LLMAgent,
+        "icl": LLMAgent,
+        "qlearn": QLearnAgent,
+        "random": RandomAgent,
+    }
+    # agents without memory leave no store behind
+    assert sorted(p.name for p in tmp_path.glob("*.sqlite")) == [
+        "icl.sqlite",
+        "jitrl.sqlite",
+        "qlearn.sqlite",
+    ]
+    with pytest.raises(ValueError, match="unknown agent"):
+        make_agent("oracle", model, None)
+    with pytest.raises(ValueError, match="needs a language model"):
+        make_agent("icl", None, None)
+
+
+def test_icl_writes_neighbours_into_the_prompt_and_leaves_logits_alone():
+    model = ScriptedModel(SCORES)
+    agent = make_agent("icl", model, ListStore())
+    play(agent, 2, ChainEnv(max_steps=4))
+    first = [c.prompt.user for c in model.score_calls[:4]]
+    later = [c.prompt.user for c in model.score_calls[4:]]
+    assert not any("Past experience" in p for p in first[:1])  # nothing to recall at the start
+    assert all("Past experience in similar situations" in p for p in later)
+    assert any("- wait: " in p for p in later)  # the action taken, with its return
+    # the decision is the LLM's own: corrected logits equal the base logits
+    assert isinstance(agent, LLMAgent)
+    ep = agent.learner.episode("chain")
+    d = ep.decide("room 0", ["wait", "go right"], logits=[-1.0, -3.0], key="room0")
+    assert d.estimates is not None and d.neighbours
+    assert d.logits == d.base_logits and d.action == "wait"
+
+
+def test_jitrl_with_the_same_memory_moves_the_logits():
+    store = ListStore()
+    for agent in (make_agent("icl", ScriptedModel(SCORES), store),):
+        play(agent, 2, ChainEnv(max_steps=4))
+    jit = make_agent("jitrl", ScriptedModel(SCORES), store)
+    assert isinstance(jit, LLMAgent)
+    d = jit.learner.decide("room 0", ["wait", "go right"], logits=[-1.0, -3.0], key="room0")
+    assert d.logits != d.base_logits  # waiting earned nothing; the untried move gets the bonus
+    assert d.action == "go right"
+
+
+def test_icl_memory_persists(tmp_path):
+    path = tmp_path / "icl.sqlite"
+    agent = make_agent("icl", ScriptedModel(SCORES), path)
+    play(agent, 1, ChainEnv(max_steps=3))
+    agent.close()
+    store = open_store(path, create=False)
+    assert len(store) == 3
+    store.close()
