@@ -32,6 +32,8 @@ JERICHO_SUFFIXES = (".z3", ".z4", ".z5", ".z8")
 POLL_SECONDS = 2.0
 """How often the parent process counts finished episodes for the progress bar."""
 SETTINGS_FILE = "compare.json"
+TEXTWORLD_SUITES = {"textworld": "tw", "textworld-simple": "tws"}
+"""TextWorld suite kinds and the slug prefix of their games."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,8 @@ def expand_envs(spec: str, game_seed: int = 1) -> dict[str, str]:
     - ``jericho:DIR``: every game file in the folder (``.z3/.z4/.z5/.z8``);
     - ``jericho:PATH`` or ``jericho:NAME``: one game;
     - ``textworld:K``: K generated games with generation seeds ``game_seed .. game_seed+K-1``;
-    - ``textworld``: one generated game from ``game_seed``.
+    - ``textworld``: one generated game from ``game_seed``;
+    - ``textworld-simple:K``: K ``tw-simple`` games (one house, K goals), seeds as above.
     """
     envs: dict[str, str] = {}
     for part in (p.strip() for p in spec.split(",")):
@@ -139,11 +142,16 @@ def expand_envs(spec: str, game_seed: int = 1) -> dict[str, str]:
             envs.update({g.stem: f"jericho:{g}" for g in games})
         elif kind == "jericho" and target:
             envs[_slug(Path(target).stem)] = part
-        elif kind == "textworld":
+        elif kind in TEXTWORLD_SUITES:
             count = 1 if not sep else _positive_int(target, part)
-            envs.update({f"tw{s}": f"textworld:{s}" for s in range(game_seed, game_seed + count)})
+            prefix = TEXTWORLD_SUITES[kind]
+            seeds = range(game_seed, game_seed + count)
+            envs.update({f"{prefix}{s}": f"{kind}:{s}" for s in seeds})
         else:
-            raise ValueError(f"unknown suite {part!r}: use jericho:DIR, jericho:PATH, textworld:K")
+            raise ValueError(
+                f"unknown suite {part!r}: use jericho:DIR, jericho:PATH, textworld:K, "
+                "textworld-simple:K"
+            )
     return envs
 
 

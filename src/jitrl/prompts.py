@@ -32,7 +32,7 @@ class PromptConfig:
     """The observation is cut to this many characters (from the start)."""
     answer_prefix: str = "Command:"
     """Text that opens the answer; candidates are scored after it."""
-    experience_header: str = "Past experience in similar situations (command: return):"
+    experience_header: str = "Past experience in similar situations (command: mean return, times):"
     """Heading of the in-context memory block (``icl`` agent): one line per neighbour follows."""
     return_decimals: int = 1
     """Decimals of the returns written into the in-context memory block."""
@@ -58,8 +58,9 @@ def build_prompt(
 ) -> Prompt:
     """The prompt for one step of a text game.
 
-    ``experience`` (the ``icl`` agent's retrieved neighbours) is written as one line per
-    neighbour, most similar first: the command taken and the discounted return that followed.
+    ``experience`` (the ``icl`` agent's retrieved neighbours) is written as one line per command
+    that neighbours took, most similar first: the mean discounted return that followed it and
+    how many neighbours took it (one line per command keeps the prompt, and its cost, short).
     """
     cfg = config or PromptConfig()
     obs = _SPACES.sub(" ", observation).strip()[: cfg.max_observation_chars]
@@ -74,8 +75,15 @@ def build_prompt(
     lines.append(f"Observation: {obs}")
     if experience:
         lines.append(cfg.experience_header)
-        lines += [
-            f"- {nb.experience.action}: {nb.experience.ret:.{cfg.return_decimals}f}"
-            for nb in experience
-        ]
+        lines += _experience_lines(experience, cfg.return_decimals)
     return Prompt(system=cfg.system, user="\n".join(lines), answer_prefix=cfg.answer_prefix)
+
+
+def _experience_lines(experience: Sequence[Neighbour], decimals: int) -> list[str]:
+    returns: dict[str, list[float]] = {}
+    for nb in sorted(experience, key=lambda n: -n.similarity):
+        returns.setdefault(nb.experience.action, []).append(nb.experience.ret)
+    return [
+        f"- {action}: {sum(rets) / len(rets):.{decimals}f}, {len(rets)}x"
+        for action, rets in returns.items()
+    ]

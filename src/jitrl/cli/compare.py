@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markdown import Markdown
+from rich.table import Table
 
 from jitrl.agents import AGENTS
 from jitrl.cli.common import app, console, fail, progress_bar, setup_logging
@@ -50,7 +50,7 @@ def compare(
         str,
         typer.Option(
             help="suites, comma-separated: jericho:DIR (every game in it), jericho:PATH, "
-            "textworld:K (K games generated from --game-seed on)"
+            "textworld:K (K games generated from --game-seed on), textworld-simple:K"
         ),
     ] = "textworld:1",
     agents: Annotated[str, typer.Option(help=f"comma-separated, from {','.join(AGENTS)}")] = (
@@ -112,14 +112,40 @@ def compare(
         raise fail(f"{len(errors)} job(s) failed: " + "; ".join(errors), code=1)
 
 
+def _interval(iv: dict[str, Any] | None) -> str:
+    if not iv:
+        return "n/a"
+    if iv.get("low") is None:
+        return f"{iv['mean']:.2f}"
+    return f"{iv['mean']:.2f} ± {(iv['high'] - iv['low']) / 2:.2f}"
+
+
+def _summary_table(slug: str, agents: dict[str, Any]) -> Table:
+    table = Table(title=slug)
+    for col in ("agent", "final window", "AUC", "LLM ms/step", "memory ms/step", "tokens/ep"):
+        table.add_column(col, justify="left" if col == "agent" else "right")
+    for name, entry in agents.items():
+        cost = entry["cost"]
+        table.add_row(
+            name,
+            _interval(entry["final_window"]),
+            _interval(entry["auc"]),
+            f"{cost['llm_ms_per_step']:.0f}",
+            f"{cost['memory_ms_per_step']:.2f}",
+            f"{cost['billed_tokens_per_episode']:.0f}",
+        )
+    return table
+
+
 def _render(out: Path) -> None:
     from jitrl.report import render_report
 
     try:
-        render_report(out)
+        summary = render_report(out)
     except (FileNotFoundError, ValueError) as err:
         raise fail(str(err)) from err
-    console.print(Markdown((out / "report.md").read_text(encoding="utf-8")))
+    for slug, agents in summary["envs"].items():
+        console.print(_summary_table(slug, agents))
     console.print(f"Report: {out / 'report.md'}, {out / 'summary.json'}, {out / 'curves.png'}")
 
 

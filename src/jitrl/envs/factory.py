@@ -4,6 +4,8 @@ Specs:
 
 - ``"textworld"``: the default custom TextWorld game generated from ``seed``;
 - ``"textworld:SEED"``: the default custom TextWorld game generated from ``SEED``;
+- ``"textworld-simple:SEED"``: TextWorld's ``tw-simple`` house (dense rewards) from ``SEED``; the
+  house is the same for every seed, the goal and its rewards change;
 - ``"jericho:PATH"``: a Jericho game file; a bare name without suffix or folder (``jericho:zork1``)
   is looked up as ``$JITRL_JERICHO_DIR/<name>.z5``.
 """
@@ -17,7 +19,9 @@ from jitrl.envs.base import StepLimit, TextEnv
 
 JERICHO_DIR_ENV_VAR = "JITRL_JERICHO_DIR"
 JERICHO_DEFAULT_EXT = ".z5"
-VALID_SPECS = "'textworld', 'textworld:SEED' (SEED an int >= 0) or 'jericho:PATH'"
+VALID_SPECS = (
+    "'textworld', 'textworld:SEED', 'textworld-simple:SEED' (SEED an int >= 0) or 'jericho:PATH'"
+)
 
 
 def _jericho_path(target: str) -> Path:
@@ -66,6 +70,11 @@ def make_env(spec: str, *, max_steps: int, seed: int) -> TextEnv:
         from jitrl.envs.textworld import TextWorldConfig, TextWorldEnv
 
         env = TextWorldEnv(TextWorldConfig(seed=_parse_seed(target, spec)))
+    elif kind == "textworld-simple":
+        from jitrl.envs.textworld import TextWorldConfig, TextWorldEnv
+
+        game_seed = _parse_seed(target, spec) if sep else seed
+        env = TextWorldEnv(TextWorldConfig(seed=game_seed, kind="simple"))
     elif kind == "jericho" and target:
         from jitrl.envs.jericho import JerichoConfig, JerichoEnv
 
