@@ -63,3 +63,6 @@ class ListStore:
 @pytest.fixture
 def list_store() -> ListStore:
     return ListStore()
+
+
+from tests.pg import pg_url, postgres_server  # noqa: E402, F401  (PostgreSQL test server)

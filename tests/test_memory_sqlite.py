@@ -339,8 +339,6 @@ def test_open_store_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 @pytest.mark.parametrize(
     ("spec", "error", "message"),
     [
-        ("postgresql://user@host/db", NotImplementedError, "later jitrl release"),
-        ("postgres://host/db", NotImplementedError, "later jitrl release"),
         ("mysql://host/db", ValueError, "unsupported"),
         ("sqlite://", ValueError, "expected sqlite:///path"),
         ("sqlite:///", ValueError, "expected sqlite:///path"),

@@ -1,4 +1,25 @@
-"""Concurrency tests of the SQLite store: a writer killed mid-episode, concurrent appenders."""
+"""Concurrency tests of the SQLite store: a writer killed mid-episode, concurrent appenders.
+
+What SQLite allows, and what these tests hold it to:
+
+- Any number of processes may open one store file and append at once, but SQLite runs **one
+  write transaction at a time** per file: each ``add_episode`` is a ``BEGIN IMMEDIATE``
+  transaction that waits up to ``SQLiteConfig.busy_timeout_s`` (30 s by default) for the write
+  lock and then fails with ``StoreError`` (nothing written). Throughput is therefore that of one
+  writer (each commit is an fsync with ``synchronous=FULL``), whatever the number of processes;
+  with many busy writers, a waiting writer's wait grows with the queue ahead of it, so keep
+  ``busy_timeout_s`` well above (writers × commit time).
+- In WAL mode (the default) readers never block writers nor wait for them: a reader sees the
+  episodes committed when its read began, each whole. With ``wal=False`` (rollback journal)
+  readers and writers block each other.
+- Readers that never pause can keep the WAL from being checkpointed back into the main file; it
+  then grows until some moment without readers.
+- WAL needs shared memory between the processes: one machine, a local filesystem (not NFS).
+- A store object must not cross ``fork``; each process opens its own.
+
+``test_many_writers_with_readers`` runs 8 writer processes × 200 episodes with 2 reader
+processes, and the same scenario runs against PostgreSQL in ``test_memory_postgres.py``.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +36,7 @@ import pytest
 import jitrl
 from jitrl.memory import SQLiteConfig, SQLiteStore
 from jitrl.types import Experience, State
+from tests import store_workers
 
 SOURCE_ROOT = str(Path(jitrl.__file__).resolve().parents[1])
 PROCESS_TIMEOUT_S = 120
@@ -23,6 +45,9 @@ SMALL_EPISODE_STEPS = 5
 BIG_EPISODE_STEPS = 3000  # ~3 MB of text: more than SQLite's page cache, so pages hit the disk
 CRASH_AT_STEP = 2000
 MIN_SPILLED_BYTES = 100_000
+MANY_WRITERS = 8
+MANY_EPISODES = 200
+READERS = 2
 WORKERS = 4
 EPISODES_PER_WORKER = 25
 STEPS_PER_EPISODE = 3
@@ -182,3 +207,18 @@ def test_threads_share_one_store(tmp_path: Path) -> None:
     assert len(set(store.episode_ids())) == WORKERS * EPISODES_PER_WORKER
     assert len(store) == WORKERS * EPISODES_PER_WORKER * STEPS_PER_EPISODE
     store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(store_workers.PROCESS_TIMEOUT_S)
+def test_many_writers_with_readers(tmp_path: Path) -> None:
+    """8 processes write 200 episodes each into a new WAL store while 2 others keep reading."""
+    path = str(tmp_path / "many.sqlite")
+    report = store_workers.run(path, MANY_WRITERS, MANY_EPISODES, READERS)
+    print(report.summary(f"sqlite {MANY_WRITERS}x{MANY_EPISODES}"))
+    for reader in report.readers:
+        assert reader.problems == ()
+        assert reader.lengths[-1] == store_workers.total_records(MANY_WRITERS, MANY_EPISODES)
+    store_workers.check_all_stored(path, MANY_WRITERS, MANY_EPISODES)
+    with SQLiteStore(path, create=False) as store:
+        assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # type: ignore[union-attr]

@@ -65,3 +65,25 @@ def memory_import(
     finally:
         store.close()
     console.print(f"imported: {result}")
+
+
+@memory_app.command("migrate")
+def memory_migrate(
+    src: Annotated[str, typer.Argument(help="source store (SQLite file or postgresql:// URL)")],
+    dst: Annotated[str, typer.Argument(help="store to copy into (created if missing)")],
+) -> None:
+    """Copy every episode between stores; episodes already in DST are skipped."""
+    from jitrl.memory import migrate
+
+    source = _open_existing(src)
+    try:
+        target = open_store(dst)
+    except StoreError as err:
+        source.close()
+        raise fail(str(err)) from err
+    try:
+        result = migrate(source, target)
+    finally:
+        source.close()
+        target.close()
+    console.print(f"migrated: {result}")

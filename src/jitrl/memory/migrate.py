@@ -1,0 +1,72 @@
+"""Copy every episode from one experience store to another (e.g. SQLite ↔ PostgreSQL)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from jitrl.memory.base import DuplicateEpisodeError, ExperienceStore
+from jitrl.memory.jsonl import ImportResult, add_episodes, group_episodes
+from jitrl.types import Experience
+
+logger = logging.getLogger(__name__)
+
+_MetaReader = Callable[[str], "Mapping[str, Any] | None"]
+
+
+def _meta_reader(src: ExperienceStore, dst: ExperienceStore) -> _MetaReader | None:
+    """``src.episode_meta`` when both stores keep episode metadata (SQLite, PostgreSQL)."""
+    reader = getattr(src, "episode_meta", None)
+    if callable(reader) and callable(getattr(dst, "episode_meta", None)):
+        return reader
+    return None
+
+
+def _add_with_meta(
+    dst: ExperienceStore, episodes: Mapping[str, Sequence[Experience]], meta_of: _MetaReader
+) -> ImportResult:
+    """:func:`~jitrl.memory.jsonl.add_episodes`, passing each episode's metadata along."""
+    added = added_records = skipped = 0
+    for episode_id, records in episodes.items():
+        if dst.has_episode(episode_id):
+            skipped += 1
+            continue
+        meta = meta_of(episode_id) or None
+        try:
+            dst.add_episode(records, meta=meta)  # type: ignore[call-arg]
+        except DuplicateEpisodeError:  # stored by a concurrent writer meanwhile
+            skipped += 1
+            continue
+        added += 1
+        added_records += len(records)
+    return ImportResult(episodes=added, experiences=added_records, skipped_episodes=skipped)
+
+
+def migrate(src: ExperienceStore, dst: ExperienceStore) -> ImportResult:
+    """Copy every episode of ``src`` into ``dst``; episodes ``dst`` already holds are skipped.
+
+    Idempotent: running it again (or after an interrupted run) adds only what is missing. Each
+    episode is one atomic :meth:`~jitrl.memory.base.ExperienceStore.add_episode`, so ``dst``
+    never holds part of an episode. Records keep every field (``created_at`` included) and
+    ``src``'s order; episode metadata is copied when both stores keep it (SQLite, PostgreSQL).
+    ``src`` is read whole into memory first (its records grouped by episode id).
+
+    Args:
+        src: the store to copy from (only read).
+        dst: the store to copy into.
+
+    Returns:
+        Counts of added episodes and experiences, and of episodes ``dst`` already held.
+
+    Raises:
+        StoreError: reading ``src`` or writing ``dst`` failed; episodes added before stay.
+    """
+    episodes = group_episodes(src)
+    meta_of = _meta_reader(src, dst)
+    if meta_of is None:
+        result = add_episodes(dst, episodes)
+    else:
+        result = _add_with_meta(dst, episodes, meta_of)
+    logger.info("migrated %r to %r: %s", src, dst, result)
+    return result
