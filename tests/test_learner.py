@@ -130,3 +130,39 @@ def test_working_memory_off_repeats_the_llm(list_store):
         acts.append(d.action)
         ep.reward(0.0)
     assert acts == ["open"] * 4
+
+
+def test_reflection_blends_llm_step_scores_into_stored_rewards():
+    from jitrl.config import JitRLConfig
+    from jitrl.llm.scripted import ScriptedModel
+    from jitrl.reflection import ReflectionConfig
+    from tests.conftest import ListStore
+
+    cfg = JitRLConfig(reflection=ReflectionConfig(weight=0.5))
+    model = ScriptedModel(generations=["1, -1, 0]}"])
+    store = ListStore()
+    jit = JitRL(store, cfg, model=model)
+    ep = jit.episode("t")
+    for i, reward in enumerate((0.0, 0.0, 2.0)):
+        ep.decide(f"room {i}", ["a", "b"], logits=[0.0, 0.0])
+        ep.reward(reward)
+    exps = ep.finish()
+    # zero env rewards become weight * score; a real reward stays as it was
+    assert [e.reward for e in exps][:2] == [0.5, -0.5]
+    assert exps[2].reward == 2.0
+    assert len(model.generate_calls) == 1
+
+
+def test_reflection_falls_back_to_env_rewards_on_garbage():
+    from jitrl.config import JitRLConfig
+    from jitrl.llm.scripted import ScriptedModel
+    from jitrl.reflection import ReflectionConfig
+    from tests.conftest import ListStore
+
+    cfg = JitRLConfig(reflection=ReflectionConfig(weight=0.5))
+    jit = JitRL(ListStore(), cfg, model=ScriptedModel(generations=["no idea"]))
+    ep = jit.episode("t")
+    for i, reward in enumerate((0.0, 3.0)):
+        ep.decide(f"room {i}", ["a", "b"], logits=[0.0, 0.0])
+        ep.reward(reward)
+    assert [e.reward for e in ep.finish()] == [0.0, 3.0]

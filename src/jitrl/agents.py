@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from jitrl.abstraction import StateAbstractor
 from jitrl.baselines import QLearnAgent, RandomAgent
 from jitrl.config import JitRLConfig
 from jitrl.learner import Episode, JitRL, PromptBuilder
@@ -73,6 +74,7 @@ class LLMAgent:
         prompts: PromptConfig | None = None,
         *,
         in_context: bool = False,
+        abstractor: StateAbstractor | None = None,
     ) -> None:
         if learner.model is None:
             raise ValueError("LLMAgent needs a JitRL with a model")
@@ -81,6 +83,8 @@ class LLMAgent:
         self.prompts = prompts or PromptConfig()
         self.in_context = in_context
         """Write the retrieved neighbours into the prompt (the ``icl`` agent)."""
+        self.abstractor = abstractor
+        """Rewrites the environment's state with the LLM before memory sees it (optional)."""
         self._episode: Episode | None = None
         self._history: list[str] = []
 
@@ -94,6 +98,9 @@ class LLMAgent:
         if self._episode is None:
             raise RuntimeError("act() before begin()")
         state: State = info["state"]
+        if self.abstractor is not None:
+            text = self.abstractor(observation, self._history, fallback=state.text)
+            state = State(text, state.key)
         history = list(self._history)
 
         def with_memory(experience: Sequence[Neighbour]) -> Prompt:
@@ -131,6 +138,7 @@ def make_agent(
     *,
     seed: int = 1,
     prompts: PromptConfig | None = None,
+    abstractor: StateAbstractor | None = None,
 ) -> Agent:
     """Build a named agent (see the module docstring).
 
@@ -149,8 +157,10 @@ def make_agent(
         raise ValueError(f"agent {name!r} needs a language model")
     cfg = config or JitRLConfig()
     if name == "static":
-        return LLMAgent(name, JitRL(None, cfg, model=model, seed=seed), prompts)
+        return LLMAgent(
+            name, JitRL(None, cfg, model=model, seed=seed), prompts, abstractor=abstractor
+        )
     if name == "icl":
         cfg = replace(cfg, policy=replace(cfg.policy, correct=False))
     learner = JitRL(store, cfg, model=model, seed=seed)
-    return LLMAgent(name, learner, prompts, in_context=name == "icl")
+    return LLMAgent(name, learner, prompts, in_context=name == "icl", abstractor=abstractor)

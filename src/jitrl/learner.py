@@ -29,6 +29,7 @@ from jitrl.llm.base import LanguageModel, Prompt, ScoreResult
 from jitrl.memory import open_store
 from jitrl.memory.base import ExperienceStore
 from jitrl.policy import corrected_logits, select
+from jitrl.reflection import TrajectoryStep, reflect
 from jitrl.returns import discounted_returns, episode_returns, revisits, step_rewards
 from jitrl.similarity import MemoryIndex
 from jitrl.types import Decision, Estimates, Experience, Neighbour, State
@@ -281,6 +282,7 @@ class Episode:
         rewards = self.rewards + [0.0] * (len(self.decisions) - len(self.rewards))
         if not self.decisions:
             return []
+        rewards = self._reflect(rewards, failed)
         cfg = self.jit.config.returns
         states = [_ident(d.state) for d in self.decisions]
         shaped, rets = episode_returns(rewards, failed=failed, config=cfg, states=states)
@@ -293,6 +295,15 @@ class Episode:
             self.jit.store.add_episode(exps)
             self.jit.index.add(exps)
         return exps
+
+    def _reflect(self, rewards: list[float], failed: bool) -> list[float]:
+        """Blend the model's step scores into the rewards when reflection is configured."""
+        cfg = self.jit.config.reflection
+        if cfg is None or self.jit.model is None or not self.jit.uses_memory:
+            return rewards
+        steps = [TrajectoryStep(d.state.text, d.action) for d in self.decisions]
+        res = reflect(self.jit.model, steps, rewards, cfg, outcome="lost" if failed else "")
+        return list(res.rewards)  # on a fallback: the environment's rewards (logged there)
 
     def __enter__(self) -> Episode:
         return self

@@ -9,6 +9,7 @@ from typing import Annotated, cast
 import typer
 from rich.table import Table
 
+from jitrl.abstraction import StateAbstractor
 from jitrl.agents import AGENTS, LLM_AGENTS, MEMORY_AGENTS, Agent, make_agent
 from jitrl.cli.common import DEFAULT_MEMORY, app, console, progress_bar, setup_logging
 from jitrl.config import JitRLConfig, Selection
@@ -17,6 +18,7 @@ from jitrl.envs.base import TextEnv
 from jitrl.llm import load_model
 from jitrl.llm.cache import CachedModel
 from jitrl.memory import open_store
+from jitrl.reflection import ReflectionConfig
 from jitrl.runner import EpisodeResult, RunWriter, run_episodes
 
 SELECTIONS = ("greedy", "sample")
@@ -113,6 +115,13 @@ def run(
         int | None,
         typer.Option(min=1, help="llama.cpp threads (default: all cores; use 1 on a busy machine)"),
     ] = None,
+    reflect: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="weight of LLM step scores in the rewards (0: off)"),
+    ] = 0.0,
+    abstract_states: Annotated[
+        bool, typer.Option(help="let the LLM rewrite observations into compact states")
+    ] = False,
     log_level: Annotated[str, typer.Option(help="logging level")] = "WARNING",
 ) -> None:
     """Play episodes with an agent; memory persists in the store between runs."""
@@ -123,7 +132,12 @@ def run(
     game = make_env(env, max_steps=max_steps, seed=seed)
     llm = CachedModel(load_model(model, n_threads=threads)) if agent in LLM_AGENTS else None
     store = open_store(memory) if agent in MEMORY_AGENTS else None
-    player = make_agent(agent, llm, store, cfg, seed=seed)
+    if reflect > 0:
+        cfg = replace(cfg, reflection=ReflectionConfig(weight=reflect))
+    abstractor = None
+    if abstract_states and llm is not None:
+        abstractor = StateAbstractor(llm, cache_path=out / "abstract-states.jsonl")
+    player = make_agent(agent, llm, store, cfg, seed=seed, abstractor=abstractor)
     settings = {
         "env": env,
         "agent": agent,
