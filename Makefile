@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.jitrl-installed
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install browser demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,13 +19,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+browser: install  # Debian's chromium for the web tests (apt, only if missing)
+	PYTHON=$(BIN)/python bash scripts/setup_browser.sh
+
 demo: install
 	$(BIN)/jitrl run
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest
 
-test-fast: install
+test-fast: install browser
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: install

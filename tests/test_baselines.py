@@ -267,3 +267,30 @@ def test_values_stay_bounded_and_replay_is_exact(
     high = max(optimistic, 1.0 / (1.0 - gamma))
     assert all(low - 1e-9 <= q <= high + 1e-9 for q in agent.table.values())
     assert QLearnAgent(store, cfg, seed=seed + 1).table == agent.table
+
+
+class FlakyEnv(ChainEnv):
+    """The chain, whose page times out at the given step of every episode (a web failure)."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.fail_at = fail_at
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        from jitrl.envs.errors import WebTimeoutError
+
+        if self.steps + 1 == self.fail_at:
+            self.steps += 1
+            raise WebTimeoutError("page timed out")
+        return super().step(action)
+
+
+def test_an_environment_failure_ends_the_episode_as_lost_and_is_learnt_from(list_store):
+    agent = QLearnAgent(list_store, seed=1)
+    env = FlakyEnv(fail_at=3)
+    result, trace = run_episode(env, agent, index=0, seed=0, episode_id="e0")
+    assert result.lost and not result.won and result.error == "page timed out"
+    assert result.steps == 3 and len(trace) == 3
+    assert len(list_store) == 3  # what was played is stored
+    result, _ = run_episode(env, agent, index=1, seed=1, episode_id="e1")  # the run goes on
+    assert result.index == 1 and 1 <= result.steps <= 3

@@ -1,18 +1,22 @@
 """Text environments: the protocol, the step-limit wrapper, the adapters and their factory.
 
 Build one from a spec string with :func:`make_env` (``"textworld"``, ``"textworld:SEED"``,
-``"jericho:PATH"``). The adapters import their game libraries only when constructed, so
-``import jitrl.envs`` works without the ``jericho``/``textworld`` extras.
+``"jericho:PATH"``, ``"miniwob:TASK"``, ...). The adapters import their game libraries only when
+constructed, so ``import jitrl.envs`` works without the ``jericho``/``textworld``/``web`` extras.
 """
 
 from __future__ import annotations
 
 from jitrl.envs.base import Info, StepLimit, StepResult, TextEnv
-from jitrl.envs.factory import make_env
+from jitrl.envs.browsergym import BrowserGymConfig, BrowserGymEnv
+from jitrl.envs.errors import WebEnvError
+from jitrl.envs.factory import expand_suite, make_env
 from jitrl.envs.jericho import JerichoConfig, JerichoEnv
 from jitrl.envs.textworld import TextWorldConfig, TextWorldEnv, ensure_game
 
 __all__ = [
+    "BrowserGymConfig",
+    "BrowserGymEnv",
     "Info",
     "JerichoConfig",
     "JerichoEnv",
@@ -21,6 +25,8 @@ __all__ = [
     "TextEnv",
     "TextWorldConfig",
     "TextWorldEnv",
+    "WebEnvError",
     "ensure_game",
+    "expand_suite",
     "make_env",
 ]

@@ -45,6 +45,8 @@ class ScoreResult:
         scoring_seconds: wall time spent evaluating the candidates after the prompt.
         calls: model calls (requests) made; 0 when the result came from a cache.
         completion_tokens: tokens generated (0 for exact scoring; label tokens for API modes).
+        input_tokens: input tokens an API reported as billed (its ``usage.prompt_tokens`` summed
+            over every request of the call), when the backend knows them; ``None`` otherwise.
     """
 
     logprobs: tuple[float, ...]
@@ -55,11 +57,17 @@ class ScoreResult:
     scoring_seconds: float = 0.0
     calls: int = 1
     completion_tokens: int = 0
+    input_tokens: int | None = None
 
     @property
     def billed_tokens(self) -> int:
-        """Input tokens an API would bill: the prompt plus every scored candidate."""
-        return self.prompt_tokens + sum(self.token_counts) if self.calls else 0
+        """Input tokens an API would bill: ``input_tokens`` when the backend reported them,
+        else the prompt plus every scored candidate (a prompt cached across candidates)."""
+        if not self.calls:
+            return 0
+        if self.input_tokens is not None:
+            return self.input_tokens
+        return self.prompt_tokens + sum(self.token_counts)
 
     def logits(self, length_normalise: bool) -> tuple[float, ...]:
         """Base logits: summed log-probs, or their per-token mean when ``length_normalise``."""
@@ -71,6 +79,36 @@ class ScoreResult:
     def seconds(self) -> float:
         """Total LLM wall time of the call."""
         return self.prefill_seconds + self.scoring_seconds
+
+
+class LLMError(RuntimeError):
+    """A language model could not give what was asked (server error, retries exhausted, a
+    response without the log-probs a scoring mode needs, ...).
+
+    Attributes:
+        status: the HTTP status of the last failed request, when there was one.
+        attempts: requests made before giving up (1 when the error was not retried).
+        transient: the last failure was of a kind worth retrying (HTTP 429 or 5xx, a timeout,
+            a lost connection): the server may do better later.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        attempts: int = 1,
+        transient: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.attempts = attempts
+        self.transient = transient
+
+    @property
+    def unreachable(self) -> bool:
+        """No HTTP answer at all (timeouts, refused or lost connections)."""
+        return self.transient and self.status is None
 
 
 @runtime_checkable
