@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from jitrl.agents import AGENTS, LLM_AGENTS, MEMORY_AGENTS, make_agent
-from jitrl.envs import make_env
+from jitrl.envs import expand_suite, make_env
 from jitrl.memory import open_store
 from jitrl.memory.jsonl import add_episodes, group_episodes
+from jitrl.prompts import prompt_config_for
 from jitrl.runner import RunWriter, run_episodes
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ POLL_SECONDS = 2.0
 SETTINGS_FILE = "compare.json"
 TEXTWORLD_SUITES = {"textworld": "tw", "textworld-simple": "tws"}
 """TextWorld suite kinds and the slug prefix of their games."""
+WEB_SUITES = ("miniwob", "webarena", "webarena-lite", "workarena", "browsergym")
+"""Web task kinds: ``miniwob:TASK``, ``miniwob:all`` and the hosted benchmarks' task ids."""
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,8 @@ def expand_envs(spec: str, game_seed: int = 1) -> dict[str, str]:
     - ``jericho:PATH`` or ``jericho:NAME``: one game;
     - ``textworld:K``: K generated games with generation seeds ``game_seed .. game_seed+K-1``;
     - ``textworld``: one generated game from ``game_seed``;
-    - ``textworld-simple:K``: K ``tw-simple`` games (one house, K goals), seeds as above.
+    - ``textworld-simple:K``: K ``tw-simple`` games (one house, K goals), seeds as above;
+    - ``miniwob:TASK`` or ``miniwob:all``; ``webarena:ID``, ``workarena:NAME`` (hosted sites).
     """
     envs: dict[str, str] = {}
     for part in (p.strip() for p in spec.split(",")):
@@ -142,6 +146,8 @@ def expand_envs(spec: str, game_seed: int = 1) -> dict[str, str]:
             envs.update({g.stem: f"jericho:{g}" for g in games})
         elif kind == "jericho" and target:
             envs[_slug(Path(target).stem)] = part
+        elif kind in WEB_SUITES and target:
+            envs.update({s.partition(":")[2]: s for s in expand_suite(part)})
         elif kind in TEXTWORLD_SUITES:
             count = 1 if not sep else _positive_int(target, part)
             prefix = TEXTWORLD_SUITES[kind]
@@ -150,7 +156,7 @@ def expand_envs(spec: str, game_seed: int = 1) -> dict[str, str]:
         else:
             raise ValueError(
                 f"unknown suite {part!r}: use jericho:DIR, jericho:PATH, textworld:K, "
-                "textworld-simple:K"
+                "textworld-simple:K, miniwob:TASK, miniwob:all"
             )
     return envs
 
@@ -236,7 +242,8 @@ def run_job(job: Job) -> dict[str, Any]:
 
             model = CachedModel(load_model(job.model, n_threads=job.threads))
         store = open_store(store_path) if job.agent in MEMORY_AGENTS else None
-        agent = make_agent(job.agent, model, store, seed=job.seed)
+        prompts = prompt_config_for(job.spec)
+        agent = make_agent(job.agent, model, store, seed=job.seed, prompts=prompts)
         try:
             run_episodes(env, agent, writer, episodes=todo, seed=job.seed)
         finally:

@@ -46,6 +46,27 @@ class PromptConfig:
             raise ValueError("return_decimals must be >= 0")
 
 
+WEB_SYSTEM = (
+    "You are a web agent. Read the goal and the page's elements, then answer with the next "
+    "action that makes progress towards the goal."
+)
+WEB_SPEC_PREFIXES = ("miniwob:", "webarena", "workarena:", "browsergym:")
+"""Environment specs of web tasks (see :func:`jitrl.envs.make_env`)."""
+WEB_OBSERVATION_CHARS = 2000
+"""Web observations (goal plus accessibility tree) need more room than a game's text."""
+
+
+def prompt_config_for(env_spec: str) -> PromptConfig:
+    """The prompt settings that suit an environment: web tasks get their own instructions."""
+    if env_spec.startswith(WEB_SPEC_PREFIXES):
+        return PromptConfig(
+            system=WEB_SYSTEM,
+            max_observation_chars=WEB_OBSERVATION_CHARS,
+            answer_prefix="Action:",
+        )
+    return PromptConfig()
+
+
 _SPACES = re.compile(r"\s+")
 
 

@@ -18,6 +18,7 @@ from jitrl.envs.base import TextEnv
 from jitrl.llm import load_model
 from jitrl.llm.cache import CachedModel
 from jitrl.memory import open_store
+from jitrl.prompts import prompt_config_for
 from jitrl.reflection import ReflectionConfig
 from jitrl.runner import EpisodeResult, RunWriter, run_episodes
 
@@ -137,7 +138,8 @@ def run(
     abstractor = None
     if abstract_states and llm is not None:
         abstractor = StateAbstractor(llm, cache_path=out / "abstract-states.jsonl")
-    player = make_agent(agent, llm, store, cfg, seed=seed, abstractor=abstractor)
+    prompts = prompt_config_for(env)
+    player = make_agent(agent, llm, store, cfg, seed=seed, prompts=prompts, abstractor=abstractor)
     settings = {
         "env": env,
         "agent": agent,
