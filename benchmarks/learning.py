@@ -66,6 +66,7 @@ def main() -> None:
     ap.add_argument("--suite", default=f"jericho:{REPO.parent / 'shared' / 'games' / 'jericho'}")
     ap.add_argument("--games", default="", help="order of the LLM jobs (slugs), e.g. zork1,library")
     ap.add_argument("--agents", default=",".join(AGENTS))
+    ap.add_argument("--only", default="", help="play only these envs now (slugs); report all")
     ap.add_argument("--episodes", type=int, default=20)
     ap.add_argument("--max-steps", type=int, default=60)
     ap.add_argument("--seeds", type=int, default=1)
@@ -93,8 +94,10 @@ def main() -> None:
     if not args.report_only:
         write_settings(config, out)
         games = [g for g in args.games.split(",") if g] or list(config.envs)
+        only = [g for g in args.only.split(",") if g]
+        jobs = [j for j in make_jobs(config, out) if not only or j.slug in only]
         errors = run_jobs(
-            ordered(make_jobs(config, out), games),
+            ordered(jobs, games),
             config.workers,
             on_job=lambda r: log.info(
                 "%s/%s/seed%d: %s", r["slug"], r["agent"], r["seed"], r["scores"]
