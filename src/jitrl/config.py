@@ -72,12 +72,17 @@ class RetrievalConfig:
     reference); ``lsh``: MinHash LSH over the same n-grams; ``vector``: nearest neighbours of
     a text embedding (usearch). Candidates are always re-scored with the exact similarity, so
     neighbours and similarities are exact; ``lsh`` and ``vector`` can only miss some."""
-    lsh_threshold: float = 0.3
+    lsh_threshold: float = 0.4
     """Jaccard similarity at which MinHash LSH finds a state with probability about 1/2; the
-    band/row split is datasketch's optimum for it. Keep it well below ``threshold`` so that
-    neighbours are found with high probability (benchmark in ``benchmarks/retrieval.py``)."""
+    band/row split is datasketch's optimum for it. Keep it below ``threshold`` so that
+    neighbours are found with high probability (0.4 with 128 permutations and 64 candidates was
+    chosen on tuning queries in ``benchmarks/retrieval.py``)."""
     lsh_num_perm: int = 128
     """MinHash permutations per state: more gives sharper LSH recall, more memory and time."""
+    lsh_max_candidates: int = 64
+    """Most state texts an LSH query re-scores exactly; beyond it, those sharing the most bands
+    with the query (the highest estimated Jaccard) are kept. Bounds the cost of a query that
+    lands in a large cluster of near-duplicate states."""
     vector_candidates: int = 64
     """Nearest distinct state texts fetched from the vector index and re-scored exactly."""
     embedding: EmbeddingKind = "hashing"
@@ -106,6 +111,7 @@ class RetrievalConfig:
         _check(self.index in ("exact", "lsh", "vector"), f"unknown index {self.index}")
         _check(0.0 < self.lsh_threshold < 1.0, "lsh_threshold must be in (0, 1)")
         _check(self.lsh_num_perm >= 4, f"lsh_num_perm must be >= 4, got {self.lsh_num_perm}")
+        _check(self.lsh_max_candidates >= 1, "lsh_max_candidates must be >= 1")
         _check(self.vector_candidates >= 1, "vector_candidates must be >= 1")
         _check(self.embedding in ("hashing", "minilm"), f"unknown embedding {self.embedding}")
         _check(self.embedding_dim >= 8, "embedding_dim must be >= 8")

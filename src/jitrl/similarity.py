@@ -4,6 +4,12 @@
 weighted mix (:class:`jitrl.config.RetrievalConfig`). The index groups experiences by state, keeps
 an inverted index from n-grams to states, and scores exactly only the states that share at least
 one n-gram (or the key) with the query, so a query costs time in the overlap, not the whole memory.
+
+With ``RetrievalConfig.index`` set to ``lsh`` or ``vector``, a candidate index
+(:mod:`jitrl.retrieval`) proposes distinct state texts instead, and those are re-scored with the
+same exact similarity: neighbours and similarities stay exact, only candidates can be missed.
+Memory hygiene (near-duplicate cap, capacity, leave-one-task-out) is applied here too
+(:mod:`jitrl.memory.hygiene`).
 """
 
 from __future__ import annotations
@@ -12,9 +18,14 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from jitrl.config import RetrievalConfig
 from jitrl.types import Experience, Neighbour, State
+
+if TYPE_CHECKING:
+    from jitrl.memory.hygiene import Hygiene
+    from jitrl.retrieval.base import CandidateIndex
 
 _WORD = re.compile(r"[a-z0-9']+")
 NGRAM_CACHE_SIZE = 65536
@@ -50,52 +61,144 @@ def similarity(query: State, other: State, config: RetrievalConfig) -> float:
 
 
 class _StateGroup:
-    """All experiences recorded in one (text, key) state."""
+    """All experiences recorded in one (text, key) state, by sequence number."""
 
-    __slots__ = ("experiences", "grams", "latest", "state")
+    __slots__ = ("experiences", "grams", "latest", "state", "text_id")
 
-    def __init__(self, state: State, grams: frozenset[str]) -> None:
+    def __init__(self, state: State, grams: frozenset[str], text_id: int) -> None:
         self.state = state
         self.grams = grams
-        self.experiences: list[Experience] = []
+        self.text_id = text_id
+        self.experiences: dict[int, Experience] = {}
         self.latest = 0
 
 
-class MemoryIndex:
-    """In-memory neighbour search over experiences, kept in step with a store by the caller."""
+def _make_candidates(config: RetrievalConfig) -> CandidateIndex | None:
+    if config.index == "exact":
+        return None
+    from jitrl.retrieval import make_candidate_index
 
-    def __init__(self, config: RetrievalConfig, experiences: Iterable[Experience] = ()) -> None:
+    return make_candidate_index(config)
+
+
+def _make_hygiene(config: RetrievalConfig) -> Hygiene | None:
+    if config.max_per_state_action is None and config.capacity is None:
+        return None
+    from jitrl.memory.hygiene import Hygiene
+
+    return Hygiene.from_config(config)
+
+
+class MemoryIndex:
+    """In-memory neighbour search over experiences, kept in step with a store by the caller.
+
+    Args:
+        config: retrieval settings (similarity, top-k, candidate index, hygiene).
+        experiences: records to index now, in store order.
+        candidates: a candidate index to use instead of the one ``config.index`` names (e.g. one
+            loaded from disk by :func:`jitrl.retrieval.open_index`); it may already hold a
+            prefix of the distinct state texts, and only texts beyond it are added.
+    """
+
+    def __init__(
+        self,
+        config: RetrievalConfig,
+        experiences: Iterable[Experience] = (),
+        *,
+        candidates: CandidateIndex | None = None,
+    ) -> None:
         self.config = config
         self._groups: dict[tuple[str, str | None], _StateGroup] = {}
         self._by_gram: dict[str, list[_StateGroup]] = defaultdict(list)
         self._by_key: dict[str, list[_StateGroup]] = defaultdict(list)
+        self._text_ids: dict[str, int] = {}
+        self._texts: list[str] = []
+        self._by_text: list[list[_StateGroup]] = []
+        self._candidates = candidates if candidates is not None else _make_candidates(config)
+        self._inverted = self._candidates is None
+        self._hygiene = _make_hygiene(config)
         self._count = 0
+        self._seq = 0
+        self.last_episode_id: str | None = None
+        """Episode id of the last record added (with :attr:`seen`, what a saved index matches)."""
         self.add(experiences)
 
     def __len__(self) -> int:
+        """Number of retrievable experiences (after hygiene evictions)."""
         return self._count
+
+    @property
+    def seen(self) -> int:
+        """Number of records ever added, evicted ones included (the store's record count)."""
+        return self._seq
+
+    @property
+    def texts(self) -> list[str]:
+        """The distinct state texts in first-seen order: text ``i`` is candidate id ``i``."""
+        return self._texts
+
+    @property
+    def candidates(self) -> CandidateIndex | None:
+        """The candidate index in front of the exact scoring (``None``: the inverted index)."""
+        return self._candidates
+
+    def set_candidates(self, candidates: CandidateIndex | None) -> None:
+        """Switch to another candidate index, given the texts it lacks (e.g. to compare indexes
+        over one memory); ``None`` switches to the inverted n-gram index (built if needed)."""
+        if candidates is None and not self._inverted:
+            for group in self._groups.values():
+                for gram in group.grams:
+                    self._by_gram[gram].append(group)
+            self._inverted = True
+        if candidates is not None and len(candidates) < len(self._texts):
+            candidates.add(self._texts[len(candidates) :])
+        self._candidates = candidates
 
     def add(self, experiences: Iterable[Experience]) -> None:
         """Index more experiences (e.g. the episode just stored)."""
         for exp in experiences:
-            ident = (exp.state.text, exp.state.key)
-            group = self._groups.get(ident)
-            if group is None:
-                group = _StateGroup(exp.state, ngrams(exp.state.text, self.config.ngram))
-                self._groups[ident] = group
-                for gram in group.grams:
-                    self._by_gram[gram].append(group)
-                if exp.state.key is not None:
-                    self._by_key[exp.state.key].append(group)
+            group = self._group(exp.state)
+            self._seq += 1
             self._count += 1
-            group.experiences.append(exp)
-            group.latest = self._count
+            group.experiences[self._seq] = exp
+            group.latest = self._seq
+            self.last_episode_id = exp.episode_id
+            if self._hygiene is not None:
+                for seq, handle in self._hygiene.admit(self._seq, exp, group):
+                    assert isinstance(handle, _StateGroup)
+                    del handle.experiences[seq]
+                    self._count -= 1
+        cand = self._candidates
+        if cand is not None and len(cand) < len(self._texts):
+            cand.add(self._texts[len(cand) :])
+
+    def _group(self, state: State) -> _StateGroup:
+        ident = (state.text, state.key)
+        group = self._groups.get(ident)
+        if group is not None:
+            return group
+        text_id = self._text_ids.get(state.text)
+        if text_id is None:
+            text_id = self._text_ids[state.text] = len(self._texts)
+            self._texts.append(state.text)
+            self._by_text.append([])
+        group = _StateGroup(state, ngrams(state.text, self.config.ngram), text_id)
+        self._groups[ident] = group
+        self._by_text[text_id].append(group)
+        if self._inverted:
+            for gram in group.grams:
+                self._by_gram[gram].append(group)
+        if state.key is not None:
+            self._by_key[state.key].append(group)
+        return group
 
     def _scored_groups(self, state: State) -> list[tuple[float, _StateGroup]]:
         cfg = self.config
         key_hits = set(map(id, self._by_key.get(state.key, []))) if state.key is not None else set()
         if cfg.similarity == "key":
             return [(1.0, g) for g in self._by_key.get(state.key or "", []) if state.key]
+        if self._candidates is not None:
+            return self._rescored_groups(state)
         grams = ngrams(state.text, cfg.ngram)
         shared: Counter[int] = Counter()
         groups: dict[int, _StateGroup] = {}
@@ -117,14 +220,56 @@ class MemoryIndex:
             scored.append((sim, group))
         return scored
 
-    def neighbours(self, state: State) -> list[Neighbour]:
-        """Top-k experiences by similarity above the threshold, most recent first among ties."""
+    def _rescored_groups(self, state: State) -> list[tuple[float, _StateGroup]]:
+        """Exact scores of the groups whose text the candidate index proposes (plus key hits)."""
+        assert self._candidates is not None
         cfg = self.config
+        grams = ngrams(state.text, cfg.ngram)
+        text_ids = set(self._candidates.query(state.text)) if grams else set()
+        if state.key is not None:
+            text_ids.update(g.text_id for g in self._by_key.get(state.key, ()))
+        size, threshold, kw = len(grams), cfg.threshold, cfg.key_weight
+        mix = cfg.similarity != "ngram"
+        # a text can only reach the threshold by Jaccard alone if min/max size is high enough
+        bound = threshold if not mix else (threshold / (1.0 - kw) if kw < 1.0 else 2.0)
+        scored = []
+        for text_id in text_ids:
+            groups = self._by_text[text_id]
+            other = groups[0].grams
+            small, large = sorted((size, len(other)))
+            keyed = mix and state.key is not None and any(g.state.key == state.key for g in groups)
+            if not keyed and (not large or small < bound * large):
+                continue
+            inter = len(grams & other)
+            union = size + len(other) - inter
+            jac = inter / union if inter else 0.0
+            for group in groups:
+                if not mix:
+                    sim = jac
+                else:
+                    hit = state.key is not None and group.state.key == state.key
+                    sim = kw * float(hit) + (1.0 - kw) * jac
+                if sim >= threshold:
+                    scored.append((sim, group))
+        return scored
+
+    def neighbours(self, state: State, task_id: str | None = None) -> list[Neighbour]:
+        """Top-k experiences by similarity above the threshold, most recent first among ties.
+
+        Args:
+            state: the query state.
+            task_id: the deciding episode's task; with ``config.exclude_own_task`` its records
+                are never returned (leave-one-task-out). ``None``: nothing is excluded.
+        """
+        cfg = self.config
+        skip = task_id if cfg.exclude_own_task else None
         scored = [(s, g) for s, g in self._scored_groups(state) if s >= cfg.threshold]
         scored.sort(key=lambda sg: (sg[0], sg[1].latest), reverse=True)
         out: list[Neighbour] = []
         for sim, group in scored:
-            for exp in reversed(group.experiences):
+            for exp in reversed(group.experiences.values()):
+                if skip is not None and exp.task_id == skip:
+                    continue
                 out.append(Neighbour(exp, sim))
                 if len(out) >= cfg.k:
                     return out
