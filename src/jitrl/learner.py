@@ -19,6 +19,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 
@@ -30,6 +31,7 @@ from jitrl.memory import open_store
 from jitrl.memory.base import ExperienceStore
 from jitrl.policy import corrected_logits, select
 from jitrl.reflection import TrajectoryStep, reflect
+from jitrl.retrieval.persist import open_index, save_index
 from jitrl.returns import discounted_returns, episode_returns, revisits, step_rewards
 from jitrl.similarity import MemoryIndex
 from jitrl.types import Decision, Estimates, Experience, Neighbour, State
@@ -91,7 +93,19 @@ class JitRL:
         self.config = config or JitRLConfig()
         self.model = model
         self.store = open_store(memory) if isinstance(memory, (str, Path)) else memory
-        self.index = MemoryIndex(self.config.retrieval, self.store if self.store else ())
+        if self.store is not None:
+            self.index, status = open_index(self.config.retrieval, self.store)
+            log.info("memory index (%s): %s", self.config.retrieval.index, status)
+        else:
+            self.index = MemoryIndex(self.config.retrieval, ())
+        # the current episode's few steps are searched exactly, and never excluded as own task
+        self._working_config = replace(
+            self.config.retrieval,
+            index="exact",
+            capacity=None,
+            max_per_state_action=None,
+            exclude_own_task=False,
+        )
         self.rng = np.random.default_rng(seed)
         if self.store is not None:
             log.info("memory: %d experiences loaded", len(self.index))
@@ -115,6 +129,7 @@ class JitRL:
         prompt: Prompt | PromptBuilder | None = None,
         valid: Validator | None = None,
         working: Sequence[Experience] = (),
+        task_id: str | None = None,
     ) -> Decision:
         """Correct the base distribution over ``candidates`` with memory and choose an action.
 
@@ -129,11 +144,12 @@ class JitRL:
                 without it memory proposes nothing.
             working: the current episode's earlier steps with their returns so far (see
                 :class:`Episode`); retrieved alongside the stored memory.
+            task_id: the current task (for ``RetrievalConfig.exclude_own_task``).
         """
         st = _as_state(state, key)
         cands = _clean_candidates(candidates)
         t0 = time.perf_counter()
-        neighbours = self._neighbours(st, working) if self.uses_memory else []
+        neighbours = self._neighbours(st, working, task_id) if self.uses_memory else []
         extra = self._proposals(neighbours, cands, valid)
         t_mem = time.perf_counter() - t0
         if callable(prompt):
@@ -162,11 +178,13 @@ class JitRL:
             llm_usage=usage,
         )
 
-    def _neighbours(self, state: State, working: Sequence[Experience]) -> list[Neighbour]:
-        found = self.index.neighbours(state)
+    def _neighbours(
+        self, state: State, working: Sequence[Experience], task_id: str | None
+    ) -> list[Neighbour]:
+        found = self.index.neighbours(state, task_id)
         if not working or not self.config.retrieval.working_memory:
             return found
-        recent = MemoryIndex(self.config.retrieval, working).neighbours(state)
+        recent = MemoryIndex(self._working_config, working).neighbours(state)
         # the current episode is the most recent experience: it goes first among ties
         merged = sorted(recent + found, key=lambda nb: -nb.similarity)
         return merged[: self.config.retrieval.k]
@@ -210,8 +228,9 @@ class JitRL:
         return list(res.logits(self.config.policy.length_normalise)), usage, res.seconds
 
     def close(self) -> None:
-        """Close the store and the model."""
+        """Save the candidate index beside the store (LSH/vector only) and close the store."""
         if self.store is not None:
+            save_index(self.index, store=self.store)
             self.store.close()
 
 
@@ -244,7 +263,13 @@ class Episode:
         st = _as_state(state, key)
         working = self._working(st) if self.jit.config.retrieval.working_memory else []
         decision = self.jit.decide(
-            st, candidates, logits, prompt=prompt, valid=valid, working=working
+            st,
+            candidates,
+            logits,
+            prompt=prompt,
+            valid=valid,
+            working=working,
+            task_id=self.task_id,
         )
         self.decisions.append(decision)
         return decision

@@ -174,14 +174,20 @@ def _import_jericho() -> Any:
         import spacy
     except ImportError as exc:
         raise ImportError(f"JerichoEnv needs jericho and spaCy: {JERICHO_INSTALL_HINT}") from exc
-    if getattr(jericho.util, "spacy_nlp", None) is None:
-        try:
-            jericho.util.spacy_nlp = spacy.load(SPACY_MODEL)
-        except OSError as exc:
-            raise ImportError(
-                f"spaCy model {SPACY_MODEL!r} is missing: {JERICHO_INSTALL_HINT}"
-            ) from exc
-        logger.debug("loaded spaCy model %s for jericho", SPACY_MODEL)
+    import jericho.jericho
+
+    # jericho.jericho holds the util module it was imported with (``utl``); if jericho.util was
+    # imported again since (a test that purges sys.modules), both copies need the model
+    modules = {id(m): m for m in (jericho.util, getattr(jericho.jericho, "utl", jericho.util))}
+    for module in modules.values():
+        if getattr(module, "spacy_nlp", None) is None:
+            try:
+                module.spacy_nlp = spacy.load(SPACY_MODEL)
+            except OSError as exc:
+                raise ImportError(
+                    f"spaCy model {SPACY_MODEL!r} is missing: {JERICHO_INSTALL_HINT}"
+                ) from exc
+            logger.debug("loaded spaCy model %s for jericho", SPACY_MODEL)
     return jericho
 
 
