@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jitrl.types import Decision
@@ -13,6 +15,18 @@ if TYPE_CHECKING:
 
 FINAL_WINDOW = 5
 """Episodes in the final window of a run (the issue's 'last 5 of 20')."""
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` for each non-blank line of a run file; errors name file and line."""
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield n, json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{n}: not a JSON line ({err})") from err
 
 
 def decision_record(episode: int, step: int, d: Decision, reward: float) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from jitrl.records import read_jsonl
 from jitrl.stats import Interval, auc, curve_ci, final_window, mean_ci
 
 Row = dict[str, Any]
@@ -71,20 +72,13 @@ def load_settings(out: Path) -> dict[str, Any]:
 def read_episodes(path: Path) -> list[Row]:
     """The rows of one ``episodes.jsonl``, missing cost fields as 0; errors name file and line."""
     rows: list[Row] = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{n}: not a JSON line ({err})") from err
-            if not isinstance(row, dict) or not all(
-                isinstance(row.get(k), (int, float)) and math.isfinite(row[k])
-                for k in ("score", "steps")
-            ):
-                raise ValueError(f"{path}:{n}: not an episode (needs finite score and steps)")
-            rows.append({**_DEFAULTS, **row})
+    for n, row in read_jsonl(path):
+        if not isinstance(row, dict) or not all(
+            isinstance(row.get(k), (int, float)) and math.isfinite(row[k])
+            for k in ("score", "steps")
+        ):
+            raise ValueError(f"{path}:{n}: not an episode (needs finite score and steps)")
+        rows.append({**_DEFAULTS, **row})
     return rows
 
 

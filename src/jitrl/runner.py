@@ -25,7 +25,7 @@ from typing import Any
 from jitrl.agents import Agent
 from jitrl.envs.base import TextEnv
 from jitrl.envs.errors import WebEnvError, WebTimeoutError
-from jitrl.records import decision_record, summarise
+from jitrl.records import decision_record, read_jsonl, summarise
 from jitrl.types import Decision
 
 log = logging.getLogger(__name__)
@@ -235,16 +235,8 @@ class RunWriter:
             return False  # a line cut by the crash
 
     def _read_episodes(self) -> Iterator[dict[str, Any]]:
-        if not self.episodes_path.exists():
-            return
-        with self.episodes_path.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{self.episodes_path}:{n}: not a JSON line ({err})") from err
+        if self.episodes_path.exists():
+            yield from (row for _, row in read_jsonl(self.episodes_path))
 
     @property
     def next_index(self) -> int:
