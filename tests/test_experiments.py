@@ -204,3 +204,21 @@ def test_cli_compare_killed_midway_resumes(tmp_path):
     for agent in ("static", "jitrl", "icl", "qlearn", "random"):
         assert agent in report
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_resume_drops_the_decisions_of_an_episode_cut_short(tmp_path):
+    from jitrl.runner import RunWriter
+
+    rows = [(0, 0), (0, 1), (1, 0), (1, 1)]  # episode 1 never finished; its last line is cut
+    lines = [json.dumps({"episode": e, "step": s, "pad": "x" * 3000}) for e, s in rows]
+    (tmp_path / "decisions.jsonl").write_text("\n".join(lines) + '\n{"episo')
+    finished = dict(index=0, episode_id="a", task_id="t", agent="x", seed=1, score=0.0, steps=2,
+                    reward=0.0, won=False, lost=False, wall_seconds=0, llm_seconds=0,
+                    memory_seconds=0, env_seconds=0, prompt_tokens=0, prefill_tokens=0)  # fmt: skip
+    (tmp_path / "episodes.jsonl").write_text(json.dumps(finished) + "\n")
+    assert RunWriter(tmp_path, {}).next_index == 1
+    kept = (tmp_path / "decisions.jsonl").read_text().splitlines()
+    assert [json.loads(line)["episode"] for line in kept] == [0, 0]
+    before = (tmp_path / "decisions.jsonl").read_bytes()
+    RunWriter(tmp_path, {})  # nothing left to drop: the file is untouched
+    assert (tmp_path / "decisions.jsonl").read_bytes() == before

@@ -203,6 +203,22 @@ def run_episode(
     return result, trace
 
 
+def _last_line(path: Path, block: int = 4096) -> str:
+    """The last non-blank line of a text file, read from its end ("" for an empty file)."""
+    with path.open("rb") as fh:
+        end = fh.seek(0, 2)
+        data = b""
+        while end > 0:
+            start = max(0, end - block)
+            fh.seek(start)
+            data = fh.read(end - start) + data
+            end = start
+            lines = data.rstrip().split(b"\n")
+            if len(lines) > 1 or start == 0:
+                return lines[-1].decode("utf-8", errors="replace")
+    return ""
+
+
 class RunWriter:
     """Appends episodes and decisions to a run folder; nothing finished is ever rewritten."""
 
@@ -216,8 +232,11 @@ class RunWriter:
         self._drop_unfinished_decisions()
 
     def _drop_unfinished_decisions(self) -> None:
-        """Remove decisions of an episode that a crash cut short (it will be replayed)."""
-        if not self.decisions_path.exists():
+        """Remove decisions of an episode that a crash cut short (it will be replayed).
+
+        They can only be at the end of the file, so the usual case reads just the last line.
+        """
+        if not self.decisions_path.exists() or self._finished(_last_line(self.decisions_path)):
             return
         with self.decisions_path.open(encoding="utf-8") as fh:
             lines = fh.readlines()
