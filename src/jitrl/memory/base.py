@@ -7,11 +7,16 @@ transaction), so a crash never leaves half an episode behind.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from jitrl.types import Experience
+
+_logger = logging.getLogger("jitrl.memory")
+ConnT = TypeVar("ConnT")
+"""A store's connection type (for :func:`apply_migrations`)."""
 
 
 class StoreError(RuntimeError):
@@ -79,3 +84,26 @@ class ExperienceStore(Protocol):
     def close(self) -> None:
         """Flush and close."""
         ...
+
+
+def apply_migrations(
+    conn: ConnT,
+    from_version: int,
+    to_version: int,
+    steps: Mapping[int, Callable[[ConnT], None]],
+) -> None:
+    """Run ``steps[v](conn)`` for every ``v`` from ``from_version`` up to ``to_version - 1``.
+
+    Shared by the stores' schema modules; each then records ``to_version`` its own way.
+
+    Raises:
+        StoreError: ``from_version`` is newer than ``to_version`` or has no upgrade path.
+    """
+    if from_version > to_version:
+        raise StoreError(f"cannot migrate down from schema version {from_version}")
+    for version in range(from_version, to_version):
+        step = steps.get(version)
+        if step is None:
+            raise StoreError(f"no migration from schema version {version} to {version + 1}")
+        _logger.info("migrating jitrl store from schema version %d to %d", version, version + 1)
+        step(conn)

@@ -26,7 +26,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from jitrl.memory.base import StoreError
+from jitrl.memory.base import StoreError, apply_migrations
 
 if TYPE_CHECKING:
     from psycopg import Connection
@@ -184,14 +184,7 @@ def migrate_schema(conn: Connection[Any], from_version: int) -> None:
     Raises:
         StoreError: ``from_version`` is newer than this code or has no upgrade path.
     """
-    if from_version > SCHEMA_VERSION:
-        raise StoreError(f"cannot migrate down from schema version {from_version}")
-    for version in range(from_version, SCHEMA_VERSION):
-        step = _MIGRATIONS.get(version)
-        if step is None:
-            raise StoreError(f"no migration from schema version {version} to {version + 1}")
-        logger.info("migrating jitrl store from schema version %d to %d", version, version + 1)
-        step(conn)
+    apply_migrations(conn, from_version, SCHEMA_VERSION, _MIGRATIONS)
     conn.execute(f"UPDATE {VERSION_TABLE} SET version = %s", (SCHEMA_VERSION,))
 
 

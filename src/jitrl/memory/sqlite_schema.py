@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from jitrl.memory.base import StoreError
+from jitrl.memory.base import StoreError, apply_migrations
 
 logger = logging.getLogger(__name__)
 
@@ -184,14 +184,7 @@ def migrate_schema(conn: sqlite3.Connection, from_version: int) -> None:
     Raises:
         StoreError: ``from_version`` is newer than this code or has no upgrade path.
     """
-    if from_version > SCHEMA_VERSION:
-        raise StoreError(f"cannot migrate down from schema version {from_version}")
-    for version in range(from_version, SCHEMA_VERSION):
-        step = _MIGRATIONS.get(version)
-        if step is None:
-            raise StoreError(f"no migration from schema version {version} to {version + 1}")
-        logger.info("migrating jitrl store from schema version %d to %d", version, version + 1)
-        step(conn)
+    apply_migrations(conn, from_version, SCHEMA_VERSION, _MIGRATIONS)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
 
 
