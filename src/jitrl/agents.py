@@ -20,6 +20,7 @@ from jitrl.baselines import QLearnAgent, RandomAgent
 from jitrl.config import JitRLConfig
 from jitrl.learner import Episode, JitRL, PromptBuilder
 from jitrl.llm.base import LanguageModel, Prompt
+from jitrl.llm.cache import CachedModel
 from jitrl.memory import open_store
 from jitrl.memory.base import ExperienceStore
 from jitrl.prompts import PromptConfig, build_prompt
@@ -128,6 +129,15 @@ class LLMAgent:
     def close(self) -> None:
         """Close the learner's store (the model belongs to the caller)."""
         self.learner.close()
+
+
+def agent_model(name: str, spec: str, threads: int | None = None) -> CachedModel | None:
+    """The score-cached model that agent ``name`` needs; ``None`` for agents without one."""
+    if name not in LLM_AGENTS:
+        return None
+    from jitrl.llm import load_model
+
+    return CachedModel(load_model(spec, n_threads=threads))
 
 
 def make_agent(

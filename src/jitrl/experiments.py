@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jitrl.agents import AGENTS, LLM_AGENTS, MEMORY_AGENTS, make_agent
+from jitrl.agents import AGENTS, MEMORY_AGENTS, agent_model, make_agent
 from jitrl.envs import expand_suite, make_env
 from jitrl.memory import open_store
 from jitrl.memory.jsonl import add_episodes, group_episodes
@@ -235,13 +235,8 @@ def run_job(job: Job) -> dict[str, Any]:
         if job.warm_from and writer.next_index == 0 and not store_path.exists():
             _warm_store(store_path, job.warm_from)
         env = make_env(job.spec, max_steps=job.max_steps, seed=job.seed)
-        model = None
-        if job.agent in LLM_AGENTS:
-            from jitrl.llm import load_model
-            from jitrl.llm.cache import CachedModel
-
-            model = CachedModel(load_model(job.model, n_threads=job.threads))
-        store = open_store(store_path) if job.agent in MEMORY_AGENTS else None
+        model = agent_model(job.agent, job.model, job.threads)
+        store = store_path if job.agent in MEMORY_AGENTS else None
         prompts = prompt_config_for(job.spec)
         agent = make_agent(job.agent, model, store, seed=job.seed, prompts=prompts)
         try:

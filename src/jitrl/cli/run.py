@@ -10,14 +10,11 @@ import typer
 from rich.table import Table
 
 from jitrl.abstraction import StateAbstractor
-from jitrl.agents import AGENTS, LLM_AGENTS, MEMORY_AGENTS, Agent, make_agent
+from jitrl.agents import AGENTS, MEMORY_AGENTS, Agent, agent_model, make_agent
 from jitrl.cli.common import DEFAULT_MEMORY, app, console, progress_bar, setup_logging
 from jitrl.config import JitRLConfig, Selection
 from jitrl.envs import make_env
 from jitrl.envs.base import TextEnv
-from jitrl.llm import load_model
-from jitrl.llm.cache import CachedModel
-from jitrl.memory import open_store
 from jitrl.prompts import prompt_config_for
 from jitrl.reflection import ReflectionConfig
 from jitrl.runner import EpisodeResult, RunWriter, run_episodes
@@ -131,8 +128,8 @@ def run(
         raise typer.BadParameter(f"unknown agent {agent!r}; choose from {', '.join(AGENTS)}")
     cfg = _method_config(beta, k, gamma, alpha, selection)
     game = make_env(env, max_steps=max_steps, seed=seed)
-    llm = CachedModel(load_model(model, n_threads=threads)) if agent in LLM_AGENTS else None
-    store = open_store(memory) if agent in MEMORY_AGENTS else None
+    llm = agent_model(agent, model, threads)
+    store = memory if agent in MEMORY_AGENTS else None
     if reflect > 0:
         cfg = replace(cfg, reflection=ReflectionConfig(weight=reflect))
     abstractor = None
