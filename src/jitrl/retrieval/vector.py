@@ -16,6 +16,10 @@ import numpy as np
 
 from jitrl.retrieval.base import GramHasher
 
+EXACT_SEARCH_MAX_TEXTS = 2000
+"""Up to this many texts the graph is bypassed for a brute-force scan (well under a millisecond):
+the answer is then exact and the same however the graph was built (incrementally or at once)."""
+
 __all__ = ["Embedder", "HashingEmbedder", "VectorIndex"]
 
 _FILE = "vectors.usearch"
@@ -122,7 +126,9 @@ class VectorIndex:
         vec = self.embedder([text])[0]
         if len(self._index) == 0 or not np.any(vec):
             return set()
-        found = self._index.search(vec, count=min(self.candidates, len(self._index)))
+        size = len(self._index)
+        exact = size <= EXACT_SEARCH_MAX_TEXTS  # brute force is cheap here, and reproducible
+        found = self._index.search(vec, count=min(self.candidates, size), exact=exact)
         return set(np.asarray(found.keys, dtype=np.int64).tolist())
 
     def rebuild(self, texts: Sequence[str]) -> None:
