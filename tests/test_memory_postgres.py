@@ -417,3 +417,25 @@ def test_many_writer_and_reader_processes(pg_url: str) -> None:
         assert reader.problems == ()
         assert reader.lengths[-1] == store_workers.total_records(WRITERS, EPISODES_PER_WRITER)
     store_workers.check_all_stored(pg_url, WRITERS, EPISODES_PER_WRITER)
+
+
+def test_experiences_of_reads_episodes_in_the_order_asked(store: PostgresStore) -> None:
+    for name in ("a", "b\x00nul", "c"):
+        store.add_episode(episode(name, steps=2))
+    got = [(r.episode_id, r.step) for r in store.experiences_of(["c", "missing", "b\x00nul"])]
+    assert got == [("c", 0), ("c", 1), ("b\x00nul", 0), ("b\x00nul", 1)]
+    assert store.experiences_of([]) == []
+
+
+def test_a_schema_per_store_in_one_database(pg_url: str) -> None:
+    with PostgresStore(pg_url, PostgresConfig(schema="jitrl_one")) as one:
+        one.add_episode(episode("only-in-one"))
+    with PostgresStore(pg_url, PostgresConfig(schema="jitrl_two")) as two:
+        assert len(two) == 0
+    with PostgresStore(pg_url, PostgresConfig(schema="jitrl_one"), create=False) as again:
+        assert again.episode_ids() == ["only-in-one"]
+    with pytest.raises(StoreError, match="no jitrl store"):
+        PostgresStore(pg_url, PostgresConfig(schema="jitrl_absent"), create=False)
+    for bad in ("Upper", "1digit", "semi;colon", "x" * 64):
+        with pytest.raises(ValueError, match="schema"):
+            PostgresConfig(schema=bad)

@@ -145,6 +145,19 @@ def test_final_window_auc_and_curve(out: Path) -> None:
     }
 
 
+def test_per_window_scores_and_wins(out: Path) -> None:
+    summary = render_report(out)
+    jitrl = summary["envs"]["alpha"]["jitrl"]["windows"]
+    # windows of 2 episodes, pooling seeds: [0,2]+[2,2]+[0,1] -> 7/6; [4,6]+[4,8] -> 5.5
+    assert jitrl["score"] == pytest.approx([7 / 6, 5.5])
+    assert jitrl["won"] == [0.0, 0.0]
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "## Per window of 2 episodes: mean score (share won)" in report
+    assert "| alpha | jitrl | 1.17 (0%) | 5.50 (0%) |" in report
+    # several envs: a last row per agent averages them (beta jitrl: 2.5, 4.5)
+    assert "| **mean over 2 envs** | jitrl | 1.83 (0%) | 5.00 (0%) |" in report
+
+
 def test_cost_price_and_foreign_share(out: Path) -> None:
     summary = render_report(out)
     jitrl = summary["envs"]["alpha"]["jitrl"]["cost"]

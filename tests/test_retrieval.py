@@ -302,6 +302,26 @@ def test_saved_index_round_trip(tmp_path, index):
         assert np.load(folder / "lsh_keys.npy", allow_pickle=False).dtype == np.uint64
 
 
+def test_postgres_store_index_is_saved_in_the_cache(tmp_path, monkeypatch, pg_url):
+    from jitrl.memory import PostgresConfig, PostgresStore
+
+    monkeypatch.setenv("JITRL_CACHE", str(tmp_path / "cache"))
+    cfg = RetrievalConfig(k=10, threshold=0.4, similarity="ngram", index="lsh")
+    with PostgresStore(pg_url) as store:
+        fill(store, random_episodes(12))
+        first, status = open_index(cfg, store)
+        assert status == "built"
+        folder = save_index(first, store=store)
+        assert folder is not None and folder.parent == tmp_path / "cache" / "indexes"
+        again, status = open_index(cfg, store)
+        assert status == "loaded"
+        for q in queries(3):
+            assert again.neighbours(q) == first.neighbours(q)
+    # another schema of the same database is another store: another folder
+    with PostgresStore(pg_url, PostgresConfig(schema="jitrl_other")) as other:
+        assert index_folder(other, "lsh") not in (None, folder)
+
+
 @pytest.mark.parametrize("index", ["lsh", "vector"])
 def test_stale_index_is_detected_and_caught_up(tmp_path, index):
     cfg = RetrievalConfig(k=10, threshold=0.4, similarity="ngram", index=index)

@@ -145,6 +145,23 @@ def test_a_second_episode_sees_the_first(client: httpx.Client) -> None:
     assert ok(client.get("/memory/stats"))["episodes"] == 1
 
 
+def test_two_servers_share_one_memory(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    with (
+        running(config) as url_a,
+        running(config) as url_b,
+        httpx.Client(base_url=url_a, timeout=30) as a,
+        httpx.Client(base_url=url_b, timeout=30) as b,
+    ):
+        play(a, "from-a", [("dark room lamp", [0.0, -0.5, -9.0], 0.0)])
+        ok(a.post("/episodes/from-a/finish", json={"failed": True}))
+        ok(b.post("/episodes", json={"task_id": "demo", "episode_id": "on-b"}), 201)
+        body = {"state": "dark room lamp", "candidates": CANDS, "logits": [0.0, -0.5, -9.0]}
+        d = ok(b.post("/episodes/on-b/decide", json=body))
+    assert [n["episode_id"] for n in d["neighbours"]] == ["from-a"]  # B indexed A's episode
+    assert d["action"] == "go south"
+
+
 GOOD = {"state": "hall", "candidates": ["a", "b"], "logits": [0.0, -1.0]}
 BAD_DECIDES = {
     "state not a string": {**GOOD, "state": 5},

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from jitrl.stats import Interval, auc, curve_ci, final_window, mean_ci
+from jitrl.stats import Interval, auc, curve_ci, final_window, mean_ci, window_means
 
 scores = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 
@@ -94,6 +94,16 @@ def test_auc_of_constant_linear_and_single_point_curves():
     assert auc([0.0, 10.0, 0.0]) == pytest.approx(5.0)
     with pytest.raises(ValueError):
         auc([])
+
+
+def test_window_means_pool_runs_per_block():
+    assert window_means([[1, 2, 3, 4, 5], [3, 4]], 2) == [2.5, 3.5, 5.0]
+    assert window_means([[1.0, 0.0, 1.0]], 5) == [pytest.approx(2 / 3)]
+    assert window_means([], 3) == []
+    with pytest.raises(ValueError, match="window"):
+        window_means([[1.0]], 0)
+    with pytest.raises(ValueError):
+        window_means([[math.nan]], 1)
 
 
 def test_final_window():

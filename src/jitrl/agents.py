@@ -149,10 +149,13 @@ def make_agent(
     seed: int = 1,
     prompts: PromptConfig | None = None,
     abstractor: StateAbstractor | None = None,
+    episodes: Sequence[str] | None = None,
 ) -> Agent:
     """Build a named agent (see the module docstring).
 
     ``static`` and ``random`` ignore ``memory``; ``qlearn`` and ``random`` ignore ``model``.
+    ``episodes`` (``jitrl``/``icl``): load only these stored episodes and let the memory follow
+    a store shared with other workers (:class:`JitRL` with ``shared=True``).
     """
     if name not in AGENTS:
         raise ValueError(f"unknown agent {name!r}; choose from {', '.join(AGENTS)}")
@@ -172,5 +175,6 @@ def make_agent(
         )
     if name == "icl":
         cfg = replace(cfg, policy=replace(cfg.policy, correct=False))
-    learner = JitRL(store, cfg, model=model, seed=seed)
+    shared = episodes is not None
+    learner = JitRL(store, cfg, model=model, seed=seed, episodes=episodes, shared=shared)
     return LLMAgent(name, learner, prompts, in_context=name == "icl", abstractor=abstractor)

@@ -101,6 +101,10 @@ class RandomAgent:
         self.name = "random"
         self.rng = np.random.default_rng(seed)
 
+    def reseed(self, seed: int) -> None:
+        """Restart the generator (parallel runs seed every episode)."""
+        self.rng = np.random.default_rng(seed)
+
     def begin(self, task_id: str, episode_id: str) -> None:
         """Nothing to prepare."""
 

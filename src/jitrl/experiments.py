@@ -1,28 +1,33 @@
 """Comparisons: several agents × environments × seeds, in parallel, resumable.
 
 Every (environment, agent, seed) job plays into its own run folder
-``OUT/runs/<env>/<agent>/seed<S>/`` with its own fresh store (``memory.sqlite``, optionally
-started from a copy of ``warm_from``). A job that was interrupted resumes where it stopped:
-finished episodes are kept and not replayed. ``OUT/compare.json`` records the settings; the
-report (:mod:`jitrl.report`) is rendered from the run folders alone.
+``OUT/runs/<env>/<agent>/seed<S>/`` with its own fresh store (``memory.sqlite``, or a schema of
+its own in the PostgreSQL database ``memory`` names; optionally started from a copy of
+``warm_from``). Jobs run in worker processes or as Ray tasks (:mod:`jitrl.execution`); the
+backend changes where they run, not what they play. A job that was interrupted resumes where
+it stopped: finished episodes are kept and not replayed. ``OUT/compare.json`` records the
+settings; the report (:mod:`jitrl.report`) is rendered from the run folders alone.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import re
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from jitrl.agents import AGENTS, MEMORY_AGENTS, agent_model, make_agent
 from jitrl.envs import expand_suite, make_env
-from jitrl.memory import open_store
+from jitrl.execution import Backend, ExecutionConfig, open_executor
+from jitrl.memory import PostgresConfig, open_store
+from jitrl.memory.base import ExperienceStore
 from jitrl.memory.jsonl import add_episodes, group_episodes
+from jitrl.memory.postgres_schema import redact_url
 from jitrl.prompts import prompt_config_for
 from jitrl.runner import RunWriter, run_episodes
 
@@ -32,6 +37,8 @@ JERICHO_SUFFIXES = (".z3", ".z4", ".z5", ".z8")
 """Game files that ``jericho:DIR`` picks up in a folder."""
 POLL_SECONDS = 2.0
 """How often the parent process counts finished episodes for the progress bar."""
+SCHEMA_PREFIX = "jitrl_"
+"""Prefix of the per-job schemas in a PostgreSQL ``memory``."""
 SETTINGS_FILE = "compare.json"
 TEXTWORLD_SUITES = {"textworld": "tw", "textworld-simple": "tws"}
 """TextWorld suite kinds and the slug prefix of their games."""
@@ -84,7 +91,14 @@ class CompareConfig:
     model: str = "llamacpp"
     """Language model spec for the LLM agents."""
     workers: int = 1
-    """Parallel worker processes."""
+    """Jobs running at the same time."""
+    backend: Backend = "process"
+    """Where jobs run: ``process`` (worker processes here) or ``ray`` (Ray tasks)."""
+    ray_address: str | None = None
+    """Ray cluster to join; ``None``: a local Ray (``backend="ray"`` only)."""
+    memory: str | None = None
+    """PostgreSQL URL that holds every job's store, one schema per job so that jobs stay
+    independent (needed on a Ray cluster); ``None``: ``memory.sqlite`` in each run folder."""
     threads: int | None = None
     """llama.cpp threads per worker; default: cores divided among the workers."""
     warm_from: str | None = None
@@ -107,6 +121,17 @@ class CompareConfig:
             raise ValueError("threads must be >= 1")
         if self.warm_from is not None and not Path(self.warm_from).is_file():
             raise FileNotFoundError(f"--warm-from store not found: {self.warm_from}")
+        if self.memory is not None and not self.memory.lower().startswith(("postgres",)):
+            raise ValueError(
+                "--memory takes a postgresql:// URL (without it every job has its own "
+                "memory.sqlite in its run folder)"
+            )
+        ExecutionConfig(self.backend, self.workers, self.ray_address)  # validates them
+
+    @property
+    def execution(self) -> ExecutionConfig:
+        """Where the jobs run."""
+        return ExecutionConfig(self.backend, self.workers, self.ray_address, POLL_SECONDS)
 
     @property
     def worker_threads(self) -> int:
@@ -117,6 +142,7 @@ class CompareConfig:
         """The JSON form written to ``compare.json``."""
         out = asdict(self)
         out["agents"], out["seeds"] = list(self.agents), list(self.seeds)
+        out["memory"] = redact_url(self.memory) if self.memory else None
         return out
 
 
@@ -181,7 +207,28 @@ class Job:
     model: str
     threads: int
     warm_from: str | None = None
+    memory: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def settings(self) -> dict[str, Any]:
+        """What the run folder's ``summary.json`` records (no password)."""
+        out = {k: v for k, v in asdict(self).items() if k != "folder"}
+        out["memory"] = redact_url(self.memory) if self.memory else None
+        return out
+
+    def open_store(self) -> ExperienceStore:
+        """The job's own store: ``memory.sqlite`` in its folder, or its schema in ``memory``.
+
+        The schema's name comes from the run folder's absolute path (two comparisons in one
+        database never share a store; a moved output folder starts new stores).
+        """
+        if self.memory is None:
+            return open_store(Path(self.folder) / "memory.sqlite")
+        where = str(Path(self.folder).resolve())
+        digest = hashlib.sha256(where.encode()).hexdigest()[:12]
+        name = re.sub(r"[^a-z0-9_]+", "_", f"{self.agent}_s{self.seed}_{self.slug}".lower())
+        schema = f"{SCHEMA_PREFIX}{digest}_{name}"[:63]
+        return open_store(self.memory, PostgresConfig(schema=schema))
 
     def done(self) -> int:
         """Episodes already finished in the run folder."""
@@ -206,6 +253,7 @@ def make_jobs(config: CompareConfig, out: Path) -> list[Job]:
             model=config.model,
             threads=config.worker_threads,
             warm_from=config.warm_from if agent in MEMORY_AGENTS else None,
+            memory=config.memory,
         )
         for seed in config.seeds
         for slug, spec in config.envs.items()
@@ -213,30 +261,26 @@ def make_jobs(config: CompareConfig, out: Path) -> list[Job]:
     ]
 
 
-def _warm_store(path: Path, warm_from: str) -> None:
-    """Start a fresh store from a copy of ``warm_from``'s episodes (once: before any episode)."""
+def _warm_store(store: ExperienceStore, warm_from: str) -> None:
+    """Fill a fresh store with a copy of ``warm_from``'s episodes (once: before any episode)."""
     src = open_store(warm_from, create=False)
-    dst = open_store(path)
     try:
-        result = add_episodes(dst, group_episodes(src))
-        log.info("warm start %s from %s: %s", path, warm_from, result)
+        result = add_episodes(store, group_episodes(src))
+        log.info("warm start from %s: %s", warm_from, result)
     finally:
         src.close()
-        dst.close()
 
 
 def run_job(job: Job) -> dict[str, Any]:
-    """Play the job's missing episodes (runs in a worker process). Returns its final scores."""
-    folder = Path(job.folder)
-    writer = RunWriter(folder, {k: v for k, v in asdict(job).items() if k != "folder"})
+    """Play the job's missing episodes (runs in a worker). Returns its final scores."""
+    writer = RunWriter(Path(job.folder), job.settings())
     todo = job.episodes - writer.next_index
     if todo > 0:
-        store_path = folder / "memory.sqlite"
-        if job.warm_from and writer.next_index == 0 and not store_path.exists():
-            _warm_store(store_path, job.warm_from)
+        store = job.open_store() if job.agent in MEMORY_AGENTS else None
+        if store is not None and job.warm_from and writer.next_index == 0 and len(store) == 0:
+            _warm_store(store, job.warm_from)
         env = make_env(job.spec, max_steps=job.max_steps, seed=job.seed)
         model = agent_model(job.agent, job.model, job.threads)
-        store = store_path if job.agent in MEMORY_AGENTS else None
         prompts = prompt_config_for(job.spec)
         agent = make_agent(job.agent, model, store, seed=job.seed, prompts=prompts)
         try:
@@ -254,38 +298,33 @@ def run_job(job: Job) -> dict[str, Any]:
     }
 
 
-def _init_worker(level: int) -> None:
-    logging.basicConfig(level=level, format="%(processName)s %(message)s")
-
-
 def run_jobs(
     jobs: Iterable[Job],
-    workers: int,
+    execution: ExecutionConfig | int,
     on_progress: Callable[[int], None] | None = None,
     on_job: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[str]:
-    """Run jobs in ``workers`` processes; returns the errors of jobs that failed (others go on).
+    """Run jobs in parallel (``execution``, or a number of worker processes); returns the
+    errors of jobs that failed (the others go on).
 
     ``on_progress`` gets the total of finished episodes every few seconds; ``on_job`` each
     finished job's result.
     """
+    if isinstance(execution, int):
+        execution = ExecutionConfig(workers=execution, poll_seconds=POLL_SECONDS)
     pending = [j for j in jobs if j.done() < j.episodes]
     errors: list[str] = []
-    level = logging.getLogger().getEffectiveLevel()
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(level,)) as pool:
-        futures: dict[Future[dict[str, Any]], Job] = {pool.submit(run_job, j): j for j in pending}
-        while futures:
-            finished, _ = wait(futures, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                job = futures.pop(fut)
-                try:
-                    result = fut.result()
-                except Exception as err:  # a broken job must not stop the others
-                    msg = f"{job.slug}/{job.agent}/seed{job.seed}: {type(err).__name__}: {err}"
+    with open_executor(execution) as pool:
+        handles = {pool.submit(run_job, j): j for j in pending}
+        for handle, result in pool.as_completed(list(handles)):
+            if handle is not None:
+                job = handles[handle]
+                if isinstance(result, BaseException):  # a broken job must not stop the others
+                    name = f"{job.slug}/{job.agent}/seed{job.seed}"
+                    msg = f"{name}: {type(result).__name__}: {result}"
                     log.error("job failed: %s", msg)
                     errors.append(msg)
-                    continue
-                if on_job is not None:
+                elif on_job is not None:
                     on_job(result)
             if on_progress is not None:
                 on_progress(sum(j.done() for j in pending))
@@ -299,7 +338,7 @@ def write_settings(config: CompareConfig, out: Path) -> None:
     settings = config.settings()
     if path.exists():
         old = json.loads(path.read_text(encoding="utf-8"))
-        fixed = ("envs", "max_steps", "model", "warm_from")
+        fixed = ("envs", "max_steps", "model", "warm_from", "memory")
         changed = [k for k in fixed if old.get(k) != settings.get(k)]
         if changed:
             raise ValueError(

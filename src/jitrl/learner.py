@@ -28,7 +28,7 @@ import numpy as np
 from jitrl.config import JitRLConfig
 from jitrl.llm.base import LanguageModel, Prompt, ScoreResult
 from jitrl.memory import open_store
-from jitrl.memory.base import ExperienceStore
+from jitrl.memory.base import ExperienceStore, episode_records, stored_episode_ids
 from jitrl.policy import corrected_logits, select
 from jitrl.reflection import TrajectoryStep, reflect
 from jitrl.retrieval.persist import open_index, save_index
@@ -80,6 +80,11 @@ class JitRL:
         config: the method's settings.
         model: language model used when ``decide`` gets a prompt instead of logits.
         seed: seed of the generator used for sampling.
+        episodes: load only these stored episodes, in this order (``None``: all of them).
+        shared: other processes write to the same store. The index then follows the store
+            through :meth:`sync` only; this learner's own finished episodes join it at the
+            next ``sync`` like everyone else's, so every worker given the same episode list
+            retrieves from the same memory.
     """
 
     def __init__(
@@ -89,15 +94,20 @@ class JitRL:
         *,
         model: LanguageModel | None = None,
         seed: int = 0,
+        episodes: Sequence[str] | None = None,
+        shared: bool = False,
     ) -> None:
         self.config = config or JitRLConfig()
         self.model = model
+        self.shared = shared
         self.store = open_store(memory) if isinstance(memory, (str, Path)) else memory
-        if self.store is not None:
+        if self.store is None:
+            self.index = MemoryIndex(self.config.retrieval, ())
+        elif episodes is not None:
+            self.index = MemoryIndex(self.config.retrieval, episode_records(self.store, episodes))
+        else:
             self.index, status = open_index(self.config.retrieval, self.store)
             log.info("memory index (%s): %s", self.config.retrieval.index, status)
-        else:
-            self.index = MemoryIndex(self.config.retrieval, ())
         # the current episode's few steps are searched exactly, and never excluded as own task
         self._working_config = replace(
             self.config.retrieval,
@@ -109,6 +119,28 @@ class JitRL:
         self.rng = np.random.default_rng(seed)
         if self.store is not None:
             log.info("memory: %d experiences loaded", len(self.index))
+
+    def sync(self, episode_ids: Sequence[str] | None = None) -> int:
+        """Index stored episodes that the index lacks (written by other processes).
+
+        Args:
+            episode_ids: the episodes to have, in the order to add them (``None``: every
+                stored episode, in storage order).
+
+        Returns:
+            The number of records added.
+        """
+        if self.store is None:
+            return 0
+        ids = stored_episode_ids(self.store) if episode_ids is None else episode_ids
+        missing = [e for e in ids if not self.index.has_episode(e)]
+        records = episode_records(self.store, missing) if missing else []
+        self.index.add(records)
+        return len(records)
+
+    def reseed(self, seed: int) -> None:
+        """Restart the sampling generator (parallel runs seed every episode)."""
+        self.rng = np.random.default_rng(seed)
 
     @property
     def uses_memory(self) -> bool:
@@ -318,7 +350,8 @@ class Episode:
         ]
         if self.jit.store is not None:
             self.jit.store.add_episode(exps)
-            self.jit.index.add(exps)
+            if not self.jit.shared:
+                self.jit.index.add(exps)
         return exps
 
     def _reflect(self, rewards: list[float], failed: bool) -> list[float]:

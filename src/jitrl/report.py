@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from jitrl.records import read_jsonl
-from jitrl.stats import Interval, auc, curve_ci, final_window, mean_ci
+from jitrl.stats import Interval, auc, curve_ci, final_window, mean_ci, window_means
 
 Row = dict[str, Any]
 DEFAULT_WINDOW = 5
@@ -126,9 +126,11 @@ def _agent_summary(seeds: dict[int, list[Row]], settings: dict[str, Any]) -> dic
     window = int(settings.get("window") or DEFAULT_WINDOW)
     neighbours = sum(r["neighbours"] for rows in played.values() for r in rows)
     foreign = sum(r["foreign_neighbours"] for rows in played.values() for r in rows)
+    won = [[1.0 if r.get("won") else 0.0 for r in rows] for rows in played.values()]
     return {
         "seeds_done": {str(seed): len(rows) for seed, rows in seeds.items()},
         "curve": [iv.as_dict() for iv in curve_ci(scores)],
+        "windows": {"score": window_means(scores, window), "won": window_means(won, window)},
         "final_window": _interval([final_window(s, window) for s in complete]),
         "auc": _interval([auc(s) for s in complete]),
         "cost": _cost(played, settings.get("price")),
@@ -242,6 +244,37 @@ def _suite_lines(summary: dict[str, Any]) -> list[str]:
     return [*lines, "| **mean over envs** | " + " | ".join(means) + " |", ""]
 
 
+def _window_cells(score: list[float], won: list[float], n: int) -> str:
+    cells = [f"{x:.2f} ({100 * v:.0f}%)" for x, v in zip(score, won, strict=True)]
+    return " | ".join(cells + ["—"] * (n - len(cells)))
+
+
+def _window_lines(summary: dict[str, Any]) -> list[str]:
+    """Per-window table: rows (env, agent), cells mean score (share of episodes won); with
+    several environments, a last row per agent averages the environments."""
+    w = int(summary["settings"].get("window") or DEFAULT_WINDOW)
+    entries = [(slug, a, e) for slug, agents in summary["envs"].items() for a, e in agents.items()]
+    n = max((len(e["windows"]["score"]) for _, _, e in entries), default=0)
+    if n < 2:
+        return []
+    heads = [f"{i * w + 1}-{(i + 1) * w}" for i in range(n)]
+    lines = [f"## Per window of {w} episodes: mean score (share won)", ""]
+    lines += ["| env | agent | " + " | ".join(heads) + " |", "|---|---|" + "---:|" * n]
+    for slug, agent, e in entries:
+        cells = _window_cells(e["windows"]["score"], e["windows"]["won"], n)
+        lines.append(f"| {slug} | {agent} | {cells} |")
+    if len(summary["envs"]) > 1:
+        for agent in summary["settings"]["agents"]:
+            full = [e["windows"] for _, a, e in entries if a == agent]
+            full = [x for x in full if len(x["score"]) == n]
+            if full:
+                score = [statistics.fmean(x["score"][i] for x in full) for i in range(n)]
+                won = [statistics.fmean(x["won"][i] for x in full) for i in range(n)]
+                label = f"**mean over {len(full)} envs**"
+                lines.append(f"| {label} | {agent} | {_window_cells(score, won, n)} |")
+    return [*lines, ""]
+
+
 def render_markdown(summary: dict[str, Any]) -> str:
     """``report.md``: settings, a table per environment, the suite table and the plot."""
     s = summary["settings"]
@@ -255,8 +288,26 @@ def render_markdown(summary: dict[str, Any]) -> str:
         lines.append("")
     if len(summary["envs"]) > 1:
         lines += _suite_lines(summary)
+    lines += _window_lines(summary)
     lines += ["![Learning curves](curves.png)", ""]
     return "\n".join(lines)
+
+
+def _plot_window_means(ax: Any, summary: dict[str, Any], colours: dict[str, str]) -> None:
+    """Mean over environments of each window's mean score, per agent."""
+    w = int(summary["settings"].get("window") or DEFAULT_WINDOW)
+    for agent in summary["settings"]["agents"]:
+        rows = [env[agent]["windows"]["score"] for env in summary["envs"].values() if agent in env]
+        n = min((len(r) for r in rows), default=0)
+        if n:
+            means = [statistics.fmean(r[i] for r in rows) for i in range(n)]
+            xs = [i * w + (w + 1) / 2 for i in range(n)]
+            ax.plot(xs, means, marker="o", color=colours[agent], label=agent)
+    ax.set_title(f"mean over {len(summary['envs'])} envs, per window of {w}")
+    ax.set_xlabel("episode")
+    ax.set_ylabel("score")
+    if ax.has_data():
+        ax.legend(fontsize="small")
 
 
 def plot_curves(summary: dict[str, Any], path: Path) -> None:
@@ -266,8 +317,9 @@ def plot_curves(summary: dict[str, Any], path: Path) -> None:
     from matplotlib.ticker import MaxNLocator
 
     slugs = list(summary["envs"]) or ["(no runs)"]
-    ncols = min(3, len(slugs))
-    nrows = math.ceil(len(slugs) / ncols)
+    panels = len(slugs) + (len(slugs) > 1)  # several envs: a last panel averages them
+    ncols = min(3, panels)
+    nrows = math.ceil(panels / ncols)
     fig = Figure(figsize=(5.0 * ncols, 3.6 * nrows))
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
@@ -286,7 +338,9 @@ def plot_curves(summary: dict[str, Any], path: Path) -> None:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if ax.has_data():
             ax.legend(fontsize="small")
-    for ax in axes[len(slugs) :]:
+    if panels > len(slugs):
+        _plot_window_means(axes[len(slugs)], summary, colours)
+    for ax in axes[panels:]:
         ax.set_visible(False)
     fig.suptitle("Score per episode: mean over seeds, shaded 95% CI")
     fig.tight_layout()

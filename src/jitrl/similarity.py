@@ -119,6 +119,7 @@ class MemoryIndex:
         self._hygiene = _make_hygiene(config)
         self._count = 0
         self._seq = 0
+        self._episodes: set[str] = set()
         self.last_episode_id: str | None = None
         """Episode id of the last record added (with :attr:`seen`, what a saved index matches)."""
         self.add(experiences)
@@ -131,6 +132,10 @@ class MemoryIndex:
     def seen(self) -> int:
         """Number of records ever added, evicted ones included (the store's record count)."""
         return self._seq
+
+    def has_episode(self, episode_id: str) -> bool:
+        """Whether records of this episode were added (evicted ones included)."""
+        return episode_id in self._episodes
 
     @property
     def texts(self) -> list[str]:
@@ -163,6 +168,7 @@ class MemoryIndex:
             group.experiences[self._seq] = exp
             group.latest = self._seq
             self.last_episode_id = exp.episode_id
+            self._episodes.add(exp.episode_id)
             if self._hygiene is not None:
                 for seq, handle in self._hygiene.admit(self._seq, exp, group):
                     assert isinstance(handle, _StateGroup)

@@ -123,3 +123,19 @@ def final_window(scores: Sequence[float], window: int) -> float:
         raise ValueError(f"window must be >= 1, got {window}")
     xs = _finite(scores, "final_window")
     return statistics.fmean(xs[-window:])
+
+
+def window_means(runs: Sequence[Sequence[float]], window: int) -> list[float]:
+    """Means over consecutive blocks of ``window`` episodes (episodes ``1..w``, ``w+1..2w``, ...;
+    a last, shorter block included), pooling every run's episodes of a block.
+
+    Raises ``ValueError`` when ``window < 1`` or a value is not finite.
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    runs = [_finite(run, "window_means") for run in runs]
+    longest = max((len(run) for run in runs), default=0)
+    return [
+        statistics.fmean(x for run in runs for x in run[start : start + window])
+        for start in range(0, longest, window)
+    ]

@@ -59,7 +59,18 @@ def compare(
     episodes: Annotated[int, typer.Option(min=1, help="episodes per agent and seed")] = 20,
     max_steps: Annotated[int, typer.Option(min=1, help="steps per episode")] = 40,
     seeds: Annotated[int, typer.Option(min=1, help="number of seeds (1..K)")] = 3,
-    workers: Annotated[int, typer.Option(min=1, help="parallel worker processes")] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="jobs running at once")] = 2,
+    backend: Annotated[str, typer.Option(help="process | ray (where the jobs run)")] = "process",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join (default: a local Ray)")
+    ] = None,
+    memory: Annotated[
+        str | None,
+        typer.Option(
+            help="postgresql:// URL holding every job's store, one schema per job "
+            "(default: memory.sqlite in each run folder)"
+        ),
+    ] = None,
     game_seed: Annotated[int, typer.Option(min=0, help="first TextWorld generation seed")] = 1,
     out: Annotated[Path, typer.Option(help="output folder (rerun to resume)")] = Path(
         "runs/compare"
@@ -86,6 +97,9 @@ def compare(
         "window": window,
         "warm_from": warm_from,
         "price": price,
+        "backend": backend,
+        "ray_address": ray_address,
+        "memory": memory,
     }
     config = _compare_config(env, game_seed, agents, seeds, extra)
     try:
@@ -102,11 +116,14 @@ def compare(
     progress = progress_bar()
     with progress:
         task = progress.add_task("episodes", total=total, completed=done_before)
-        errors = run_jobs(
-            jobs,
-            config.workers,
-            on_progress=lambda n: progress.update(task, completed=done_before + n),
-        )
+        try:
+            errors = run_jobs(
+                jobs,
+                config.execution,
+                on_progress=lambda n: progress.update(task, completed=done_before + n),
+            )
+        except ImportError as err:  # the ray backend without Ray
+            raise fail(str(err)) from err
     _render(out)
     if errors:
         raise fail(f"{len(errors)} job(s) failed: " + "; ".join(errors), code=1)

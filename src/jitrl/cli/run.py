@@ -10,11 +10,13 @@ import typer
 from rich.table import Table
 
 from jitrl.abstraction import StateAbstractor
-from jitrl.agents import AGENTS, MEMORY_AGENTS, Agent, agent_model, make_agent
-from jitrl.cli.common import DEFAULT_MEMORY, app, console, progress_bar, setup_logging
+from jitrl.agents import AGENTS, LLM_AGENTS, MEMORY_AGENTS, Agent, agent_model, make_agent
+from jitrl.cli.common import DEFAULT_MEMORY, app, console, fail, progress_bar, setup_logging
 from jitrl.config import JitRLConfig, Selection
 from jitrl.envs import make_env
 from jitrl.envs.base import TextEnv
+from jitrl.execution import Backend, ExecutionConfig
+from jitrl.parallel import RunSpec, run_parallel
 from jitrl.prompts import prompt_config_for
 from jitrl.reflection import ReflectionConfig
 from jitrl.runner import EpisodeResult, RunWriter, run_episodes
@@ -97,7 +99,9 @@ def run(
     episodes: Annotated[int, typer.Option(min=1, help="episodes to play")] = 5,
     max_steps: Annotated[int, typer.Option(min=1, help="steps per episode")] = 40,
     seed: Annotated[int, typer.Option(min=1, help="base seed (episode i uses seed + i)")] = 1,
-    memory: Annotated[str, typer.Option(help="experience store (SQLite file)")] = DEFAULT_MEMORY,
+    memory: Annotated[
+        str, typer.Option(help="experience store: SQLite file or postgresql:// URL")
+    ] = DEFAULT_MEMORY,
     out: Annotated[Path, typer.Option(help="run folder for episodes/decisions/summary")] = Path(
         "runs/latest"
     ),
@@ -120,6 +124,15 @@ def run(
     abstract_states: Annotated[
         bool, typer.Option(help="let the LLM rewrite observations into compact states")
     ] = False,
+    workers: Annotated[
+        int, typer.Option(min=1, help="episodes played at once, all sharing the memory")
+    ] = 1,
+    backend: Annotated[str, typer.Option(help="process | ray (where the workers run)")] = (
+        "process"
+    ),
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join (default: a local Ray)")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="logging level")] = "WARNING",
 ) -> None:
     """Play episodes with an agent; memory persists in the store between runs."""
@@ -127,11 +140,21 @@ def run(
     if agent not in AGENTS:
         raise typer.BadParameter(f"unknown agent {agent!r}; choose from {', '.join(AGENTS)}")
     cfg = _method_config(beta, k, gamma, alpha, selection)
+    if reflect > 0:
+        cfg = replace(cfg, reflection=ReflectionConfig(weight=reflect))
+    if workers > 1 or backend != "process":
+        if abstract_states:
+            raise fail("--abstract-states runs with one worker (its cache is one file)")
+        try:
+            execution = ExecutionConfig(cast(Backend, backend), workers, ray_address)
+            spec = RunSpec(env, agent, model, memory, max_steps, seed, cfg, threads)
+        except ValueError as err:
+            raise fail(str(err)) from err
+        _run_parallel(spec, execution, episodes, out)
+        return
     game = make_env(env, max_steps=max_steps, seed=seed)
     llm = agent_model(agent, model, threads)
     store = memory if agent in MEMORY_AGENTS else None
-    if reflect > 0:
-        cfg = replace(cfg, reflection=ReflectionConfig(weight=reflect))
     abstractor = None
     if abstract_states and llm is not None:
         abstractor = StateAbstractor(llm, cache_path=out / "abstract-states.jsonl")
@@ -156,3 +179,34 @@ def run(
     console.print(_episode_table(results))
     cache = f"LLM cache: {llm.hits} hits, {llm.misses} misses. " if llm else ""
     console.print(f"{cache}Output: {out}")
+
+
+def _run_parallel(spec: RunSpec, execution: ExecutionConfig, episodes: int, out: Path) -> None:
+    """``--workers N`` / ``--backend ray``: rounds of N episodes sharing one memory."""
+    settings = {
+        "env": spec.env,
+        "agent": spec.agent,
+        "max_steps": spec.max_steps,
+        "seed": spec.seed,
+        "memory": spec.memory if spec.agent in MEMORY_AGENTS else None,
+        "model": spec.model if spec.agent in LLM_AGENTS else None,
+        "config": repr(spec.config),
+        "workers": execution.workers,
+        "backend": execution.backend,
+    }
+    writer = RunWriter(out, settings)
+    progress = progress_bar()
+    with progress:
+        task = progress.add_task(f"{spec.agent} on {spec.env}", total=episodes)
+        try:
+            results = run_parallel(
+                spec,
+                writer,
+                episodes=episodes,
+                execution=execution,
+                on_episode=lambda _: progress.advance(task),
+            )
+        except (RuntimeError, ImportError) as err:
+            raise fail(f"{err} (finished episodes are kept in {out})", code=1) from err
+    console.print(_episode_table(results))
+    console.print(f"Output: {out}")

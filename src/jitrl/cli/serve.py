@@ -32,6 +32,9 @@ def serve_command(
     max_body_bytes: Annotated[int, typer.Option(min=1, help="largest request body")] = 1_000_000,
     max_candidates: Annotated[int, typer.Option(min=1, help="most candidates per decision")] = 256,
     max_open_episodes: Annotated[int, typer.Option(min=1, help="most open episodes")] = 1000,
+    follow_store: Annotated[
+        bool, typer.Option(help="index episodes other processes store in the same memory")
+    ] = True,
     seed: Annotated[int, typer.Option(min=0, help="seed of sampled choices")] = 0,
     beta: Annotated[float | None, typer.Option(help="KL strength beta")] = None,
     k: Annotated[int | None, typer.Option(help="neighbours per state")] = None,
@@ -54,6 +57,7 @@ def serve_command(
             max_body_bytes=max_body_bytes,
             max_candidates=max_candidates,
             max_open_episodes=max_open_episodes,
+            follow_store=follow_store,
             seed=seed,
             log_level=log_level,
             jitrl=_method_config(beta, k, gamma, alpha, selection),

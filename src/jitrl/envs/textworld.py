@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from jitrl.cachedir import cache_root
 from jitrl.envs.base import Info, StepResult
 from jitrl.envs.jericho import (
     DEFAULT_MAX_OBSERVATION_CHARS,
@@ -38,10 +39,8 @@ from jitrl.types import State
 logger = logging.getLogger(__name__)
 
 TEXTWORLD_INSTALL_HINT = "pip install 'jitrl[textworld]'"
-CACHE_ENV_VAR = "JITRL_CACHE"
-"""Root of jitrl's caches; games go to ``$JITRL_CACHE/textworld``."""
-DEFAULT_CACHE_ROOT = Path("~/.cache/jitrl")
 CACHE_SUBDIR = "textworld"
+"""Generated games go to ``$JITRL_CACHE/textworld`` (:func:`jitrl.cachedir.cache_root`)."""
 GAME_EXT = ".z8"
 JSON_EXT = ".json"
 TEMP_PREFIX = ".tmp-"
@@ -65,8 +64,7 @@ JERICHO_UNSUPPORTED_WARNING = ".*is not fully supported.*"
 
 def default_cache_dir() -> Path:
     """``$JITRL_CACHE/textworld`` if the variable is set, else ``~/.cache/jitrl/textworld``."""
-    root = os.environ.get(CACHE_ENV_VAR)
-    return (Path(root) if root else DEFAULT_CACHE_ROOT).expanduser() / CACHE_SUBDIR
+    return cache_root() / CACHE_SUBDIR
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ transaction), so a crash never leaves half an episode behind.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
 
@@ -84,6 +84,35 @@ class ExperienceStore(Protocol):
     def close(self) -> None:
         """Flush and close."""
         ...
+
+
+def order_by_episode(records: Iterable[Experience], episode_ids: Sequence[str]) -> list[Experience]:
+    """``records`` grouped episode by episode in the order of ``episode_ids`` (others dropped),
+    each episode's records in step order."""
+    groups: dict[str, list[Experience]] = {e: [] for e in episode_ids}
+    for record in records:
+        group = groups.get(record.episode_id)
+        if group is not None:
+            group.append(record)
+    return [r for group in groups.values() for r in sorted(group, key=lambda r: r.step)]
+
+
+def stored_episode_ids(store: ExperienceStore) -> list[str]:
+    """Ids of the store's episodes in storage order (stores without ``episode_ids`` are read
+    whole)."""
+    listing = getattr(store, "episode_ids", None)
+    if callable(listing):
+        return list(listing())
+    return list(dict.fromkeys(record.episode_id for record in store))
+
+
+def episode_records(store: ExperienceStore, episode_ids: Sequence[str]) -> list[Experience]:
+    """The records of these stored episodes, in the order of ``episode_ids`` (see
+    :func:`order_by_episode`); one query on stores with ``experiences_of``, a scan otherwise."""
+    reader = getattr(store, "experiences_of", None)
+    if callable(reader):
+        return list(reader(episode_ids))
+    return order_by_episode(store, episode_ids)
 
 
 def apply_migrations(

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -36,7 +37,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from jitrl.memory.base import DuplicateEpisodeError, StoreError, StoreStats
+from jitrl.memory.base import (
+    DuplicateEpisodeError,
+    StoreError,
+    StoreStats,
+    order_by_episode,
+)
 from jitrl.memory.postgres_schema import (
     decode_text,
     encode_text,
@@ -51,6 +57,7 @@ if TYPE_CHECKING:
     from psycopg import Connection
 
 logger = logging.getLogger(__name__)
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 __all__ = ["PostgresConfig", "PostgresStore"]
 
@@ -68,6 +75,11 @@ _SELECT_BATCH = (
     "reward, ret, created_at FROM experiences "
     "WHERE (episode_seq, position) > (%s, %s) AND episode_seq <= %s "
     "ORDER BY episode_seq, position LIMIT %s"
+)
+_SELECT_EPISODES = (
+    "SELECT episode_seq, position, episode_id, step, task_id, state_text, state_key, action, "
+    "reward, ret, created_at FROM experiences WHERE episode_id = ANY(%s) "
+    "ORDER BY episode_seq, position"
 )
 _STATS = (
     "SELECT count(*), (SELECT count(*) FROM episodes), count(DISTINCT task_id), "
@@ -92,6 +104,11 @@ class PostgresConfig:
     application_name: str = "jitrl"
     """Shown in ``pg_stat_activity``."""
 
+    schema: str | None = None
+    """Schema that holds jitrl's tables, created when missing (``None``: the first existing
+    schema of the connection's ``search_path``). One database can hold many stores this way,
+    e.g. one per ``jitrl compare`` job."""
+
     def __post_init__(self) -> None:
         timeout = self.connect_timeout_s
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
@@ -103,6 +120,24 @@ class PostgresConfig:
             raise ValueError(f"iter_batch_size must be a positive int, got {size!r}")
         if not isinstance(self.application_name, str):
             raise TypeError(f"application_name must be a str, got {self.application_name!r}")
+        if self.schema is not None and not _SCHEMA_NAME.fullmatch(self.schema):
+            raise ValueError(
+                f"schema must be 1-63 lower-case letters, digits or _, not starting with a "
+                f"digit; got {self.schema!r}"
+            )
+
+
+def _use_schema(conn: Connection[Any], where: str, schema: str, create: bool) -> None:
+    """Point ``conn``'s ``search_path`` at ``schema`` (created first when ``create``)."""
+    from psycopg import sql
+
+    if create:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+    elif (
+        conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone() is None
+    ):
+        raise StoreError(f"{where}: no jitrl store in schema {schema!r} (it does not exist)")
+    conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
 
 
 def _connect(url: str, where: str, config: PostgresConfig, create: bool) -> Connection[Any]:
@@ -122,6 +157,8 @@ def _connect(url: str, where: str, config: PostgresConfig, create: bool) -> Conn
     except psycopg.Error as exc:
         raise StoreError(f"cannot connect to PostgreSQL at {where}: {exc}") from exc
     try:
+        if config.schema is not None:
+            _use_schema(conn, where, config.schema, create)
         prepare_schema(conn, where, create)
     except psycopg.Error as exc:
         conn.close()
@@ -300,6 +337,16 @@ class PostgresStore:
         with self._session("listing episodes") as conn:
             rows = conn.execute("SELECT episode_id FROM episodes ORDER BY seq").fetchall()
         return [decode_text(episode_id) for (episode_id,) in rows]
+
+    def experiences_of(self, episode_ids: Sequence[str]) -> list[Experience]:
+        """The records of these episodes, episode by episode in the order given (unknown ids
+        are skipped), each episode's records in step order."""
+        if not episode_ids:
+            return []
+        keys = [encode_text(e) for e in episode_ids]
+        with self._session("reading episodes") as conn:
+            rows = conn.execute(_SELECT_EPISODES, (keys,)).fetchall()
+        return order_by_episode((_row_to_experience(row) for row in rows), episode_ids)
 
     def episode_meta(self, episode_id: str) -> dict[str, Any] | None:
         """The ``meta`` stored with an episode (``{}`` if none), or ``None`` if not stored."""

@@ -33,7 +33,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from jitrl.memory.base import DuplicateEpisodeError, StoreError, StoreStats
+from jitrl.memory.base import (
+    DuplicateEpisodeError,
+    StoreError,
+    StoreStats,
+    order_by_episode,
+)
 from jitrl.memory.sqlite_schema import (
     APPLICATION_ID,
     SCHEMA_VERSION,
@@ -68,6 +73,10 @@ _INSERT_EXPERIENCE = (
 _SELECT_BATCH = (
     "SELECT id, episode_id, step, task_id, state_text, state_key, action, reward, ret, "
     "created_at FROM experiences WHERE id > ? AND id <= ? ORDER BY id LIMIT ?"
+)
+_SELECT_EPISODES = (
+    "SELECT id, episode_id, step, task_id, state_text, state_key, action, reward, ret, "
+    "created_at FROM experiences WHERE episode_id IN (SELECT value FROM json_each(?)) ORDER BY id"
 )
 _STATS = (
     "SELECT count(*), count(DISTINCT task_id), count(DISTINCT state_text), "
@@ -299,6 +308,15 @@ class SQLiteStore:
         with self._session("listing episodes") as conn:
             rows = conn.execute("SELECT episode_id FROM episodes ORDER BY rowid").fetchall()
         return [episode_id for (episode_id,) in rows]
+
+    def experiences_of(self, episode_ids: Sequence[str]) -> list[Experience]:
+        """The records of these episodes, episode by episode in the order given (unknown ids
+        are skipped), each episode's records in step order."""
+        if not episode_ids:
+            return []
+        with self._session("reading episodes") as conn:
+            rows = conn.execute(_SELECT_EPISODES, (json.dumps(list(episode_ids)),)).fetchall()
+        return order_by_episode((_row_to_experience(row) for row in rows), episode_ids)
 
     def episode_meta(self, episode_id: str) -> dict[str, Any] | None:
         """The ``meta`` stored with an episode (``{}`` if none), or ``None`` if not stored."""

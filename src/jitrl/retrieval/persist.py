@@ -33,6 +33,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from jitrl.cachedir import cache_root
 from jitrl.config import RetrievalConfig
 from jitrl.retrieval.base import CandidateIndex, PersistentIndex
 from jitrl.similarity import MemoryIndex
@@ -45,15 +46,31 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 """Version of the saved layout."""
 IndexStatus = Literal["built", "loaded", "caught-up", "rebuilt"]
+INDEX_CACHE_SUBDIR = "indexes"
+"""Candidate indexes of server stores live in ``$JITRL_CACHE/indexes``."""
+INDEX_KEY_CHARS = 16
+"""Hex characters of the URL hash naming such an index's folder."""
 _SUFFIX = {"lsh": ".lsh", "vector": ".vec"}
 
 
 def index_folder(store: object, kind: str) -> Path | None:
-    """``<store file>.lsh`` / ``.vec`` for a store with a ``path`` (``SQLiteStore``), else None."""
-    path = store if isinstance(store, (str, os.PathLike)) else getattr(store, "path", None)
-    if not isinstance(path, (str, os.PathLike)) or kind not in _SUFFIX:
+    """Where ``store``'s candidate index of this kind is saved, or None.
+
+    ``<store file>.lsh`` / ``.vec`` for a store with a ``path`` (``SQLiteStore``); for a server
+    store (a ``url``, e.g. ``PostgresStore``) a folder under ``$JITRL_CACHE/indexes`` named by a
+    hash of the URL and schema, so every process on a machine reuses one copy.
+    """
+    if kind not in _SUFFIX:
         return None
-    return Path(f"{os.fspath(path)}{_SUFFIX[kind]}")
+    path = store if isinstance(store, (str, os.PathLike)) else getattr(store, "path", None)
+    if isinstance(path, (str, os.PathLike)):
+        return Path(f"{os.fspath(path)}{_SUFFIX[kind]}")
+    url = getattr(store, "url", None)
+    if not isinstance(url, str):
+        return None
+    schema = getattr(getattr(store, "config", None), "schema", None) or ""
+    key = hashlib.sha256(f"{url}\0{schema}".encode()).hexdigest()[:INDEX_KEY_CHARS]
+    return cache_root() / INDEX_CACHE_SUBDIR / f"{key}{_SUFFIX[kind]}"
 
 
 def texts_digest(texts: Sequence[str]) -> str:

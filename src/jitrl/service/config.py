@@ -77,6 +77,9 @@ class ServiceConfig:
     """Longest state text, key, candidate or prompt part, in characters (422 above it)."""
     max_open_episodes: int = 1000
     """Most episodes open at once; opening another is refused with 429."""
+    follow_store: bool = True
+    """Before opening an episode, index the episodes that other processes (other servers,
+    ``jitrl run`` workers) stored in the same memory since the last check."""
     seed: int = 0
     """Seed of the learner's generator (used when ``jitrl.policy.selection`` is ``sample``)."""
     log_level: str = "info"
@@ -98,6 +101,7 @@ class ServiceConfig:
         self._check_limit("max_candidates", self.max_candidates, HARD_MAX_CANDIDATES)
         self._check_limit("max_text_chars", self.max_text_chars, HARD_MAX_TEXT_CHARS)
         self._check_limit("max_open_episodes", self.max_open_episodes, None)
+        _check(isinstance(self.follow_store, bool), "follow_store must be a bool")
         _check(_is_int(self.seed), "seed must be an int")
         _check(self.log_level.lower() in _LOG_LEVELS, f"log_level must be one of {_LOG_LEVELS}")
         _check(isinstance(self.jitrl, JitRLConfig), "jitrl must be a JitRLConfig")

@@ -100,6 +100,10 @@ class Engine:
                 raise ServiceError(409, f"episode {eid!r} is already open")
             if self.jit.store is not None and self.jit.store.has_episode(eid):
                 raise ServiceError(409, f"episode {eid!r} is already stored; use a new id")
+            if self.config.follow_store:
+                added = self.jit.sync()
+                if added:
+                    log.info("memory: %d records stored by other processes indexed", added)
             try:
                 return self.sessions.add(self.jit.episode(task_id, eid))
             except RegistryFull as exc:

@@ -1,0 +1,185 @@
+"""One agent, many workers, one memory: the episodes of ``jitrl run --workers N``.
+
+Episodes are played in rounds of N, one per worker, as worker processes or Ray tasks
+(:mod:`jitrl.execution`). Each worker keeps its game, model and memory index between episodes.
+Every episode of a round sees exactly the memory the round started with: the episodes stored
+before the run, then those of earlier rounds in episode order (workers load them by id,
+:meth:`jitrl.learner.JitRL.sync`), and episode ``i`` samples with seed ``seed + i``. So what a
+run plays depends neither on which worker played which episode nor on the backend, only on N.
+Finished episodes are written in episode order, a round at a time; a run cut short resumes
+after the last written episode (episodes of the unfinished round are played again).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import uuid
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import dataclass
+from typing import Any
+
+from jitrl.agents import MEMORY_AGENTS, Agent, LLMAgent, agent_model, make_agent
+from jitrl.config import JitRLConfig
+from jitrl.envs import make_env
+from jitrl.execution import ExecutionConfig, open_executor
+from jitrl.llm.cache import CachedModel
+from jitrl.memory import open_store
+from jitrl.memory.base import stored_episode_ids
+from jitrl.prompts import prompt_config_for
+from jitrl.runner import EpisodeResult, RunWriter, run_episode
+
+log = logging.getLogger(__name__)
+
+SEQUENTIAL_AGENTS = ("qlearn",)
+"""Agents whose learning depends on the order of their own updates: one worker only."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What every worker of a parallel run builds (the same for all episodes)."""
+
+    env: str
+    """Environment spec for :func:`jitrl.envs.make_env`."""
+    agent: str
+    """Agent name (:data:`jitrl.agents.AGENTS`)."""
+    model: str
+    """Language model spec of the LLM agents."""
+    memory: str | None
+    """The shared store (path or URL); ``None`` for agents without memory."""
+    max_steps: int
+    """Steps per episode."""
+    seed: int
+    """Base seed (the environment's; episode ``i`` uses ``seed + i``)."""
+    config: JitRLConfig
+    """The method's settings."""
+    threads: int | None = None
+    """Model threads per worker."""
+
+    def __post_init__(self) -> None:
+        if self.agent in SEQUENTIAL_AGENTS:
+            raise ValueError(f"{self.agent} learns in the order of its own updates: use 1 worker")
+        if self.agent in MEMORY_AGENTS and self.memory is None:
+            raise ValueError(f"agent {self.agent} needs a memory store")
+
+
+@dataclass(frozen=True)
+class EpisodeTask:
+    """One episode of a parallel run."""
+
+    spec: RunSpec
+    index: int
+    seed: int
+    episode_id: str
+    visible: tuple[str, ...]
+    """Stored episodes this episode's memory holds, in order."""
+
+
+class _Worker:
+    """A worker process's game, model and agent, kept between episodes."""
+
+    def __init__(self, spec: RunSpec, visible: tuple[str, ...]) -> None:
+        self.spec = spec
+        self.env = make_env(spec.env, max_steps=spec.max_steps, seed=spec.seed)
+        self.model: CachedModel | None = agent_model(spec.agent, spec.model, spec.threads)
+        store = open_store(spec.memory) if spec.agent in MEMORY_AGENTS and spec.memory else None
+        self.agent: Agent = make_agent(
+            spec.agent,
+            self.model,
+            store,
+            spec.config,
+            seed=spec.seed,
+            prompts=prompt_config_for(spec.env),
+            episodes=list(visible) if store is not None else None,
+        )
+
+    def prepare(self, task: EpisodeTask) -> None:
+        """Bring the memory to the task's episodes and seed the agent for it."""
+        agent = self.agent
+        if isinstance(agent, LLMAgent):
+            agent.learner.sync(task.visible)
+            agent.learner.reseed(task.seed)
+        reseed: Callable[[int], None] | None = getattr(agent, "reseed", None)
+        if reseed is not None:
+            reseed(task.seed)
+
+    def close(self) -> None:
+        self.env.close()
+        self.agent.close()
+        if self.model is not None:
+            self.model.close()
+
+
+_WORKER: list[_Worker] = []
+"""This process's worker (at most one: a new run's spec replaces it)."""
+
+
+def _close_worker() -> None:
+    while _WORKER:
+        _WORKER.pop().close()
+
+
+atexit.register(_close_worker)
+
+
+def play_episode(task: EpisodeTask) -> tuple[EpisodeResult, list[dict[str, Any]]]:
+    """Play one episode in a worker (the worker's state is built on its first episode)."""
+    if _WORKER and _WORKER[0].spec != task.spec:
+        _close_worker()
+    if not _WORKER:
+        _WORKER.append(_Worker(task.spec, task.visible))
+    worker = _WORKER[0]
+    worker.prepare(task)
+    return run_episode(
+        worker.env, worker.agent, index=task.index, seed=task.seed, episode_id=task.episode_id
+    )
+
+
+def _stored(spec: RunSpec) -> list[str]:
+    """Episodes already in the shared store (they are every worker's starting memory)."""
+    if spec.memory is None or spec.agent not in MEMORY_AGENTS:
+        return []
+    with closing(open_store(spec.memory)) as store:
+        return stored_episode_ids(store)
+
+
+def run_parallel(
+    spec: RunSpec,
+    writer: RunWriter,
+    *,
+    episodes: int,
+    execution: ExecutionConfig,
+    on_episode: Callable[[EpisodeResult], None] | None = None,
+) -> list[EpisodeResult]:
+    """Play ``episodes`` more episodes in rounds of ``execution.workers`` (see module doc).
+
+    Raises:
+        RuntimeError: an episode failed outside the environment (the model, the store); the
+            episodes before it in the round are written first.
+    """
+    visible = _stored(spec)
+    run_id = uuid.uuid4().hex[:8]
+    done: list[EpisodeResult] = []
+    with open_executor(execution) as pool:
+        while len(done) < episodes:
+            first = writer.next_index
+            count = min(execution.workers, episodes - len(done))
+            tasks = [
+                EpisodeTask(spec, i, spec.seed + i, f"{run_id}-{i}", tuple(visible))
+                for i in range(first, first + count)
+            ]
+            handles = [pool.submit(play_episode, t) for t in tasks]
+            results = {h: r for h, r in pool.as_completed(handles) if h is not None}
+            for task, handle in zip(tasks, handles, strict=True):
+                outcome = results[handle]
+                if isinstance(outcome, BaseException):
+                    raise RuntimeError(f"episode {task.index} failed: {outcome}") from outcome
+                result, trace = outcome
+                writer.write(result, trace)
+                visible.append(result.episode_id)
+                done.append(result)
+                log.info("episode %d: score %.1f", task.index, result.score)
+                if on_episode is not None:
+                    on_episode(result)
+    return done

@@ -1,0 +1,193 @@
+"""One memory shared by many workers: learner sync, parallel runs, executors, per-job stores."""
+
+from __future__ import annotations
+
+import json
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from jitrl.config import JitRLConfig
+from jitrl.execution import ExecutionConfig, ProcessExecutor
+from jitrl.experiments import CompareConfig, make_jobs, run_jobs
+from jitrl.learner import JitRL
+from jitrl.memory import open_store
+from jitrl.memory.base import episode_records, order_by_episode, stored_episode_ids
+from jitrl.parallel import RunSpec, run_parallel
+from jitrl.runner import RunWriter
+from jitrl.types import Experience, State
+
+
+def _episode(jit: JitRL, episode_id: str, state: str, action: str, reward: float) -> None:
+    ep = jit.episode(task_id="t", episode_id=episode_id)
+    ep.decide(state, [action, f"not {action}"], logits=[0.0, 0.0])
+    ep.reward(reward)
+    ep.finish()
+
+
+def test_shared_learner_sees_others_episodes_only_after_sync(tmp_path):
+    path = tmp_path / "m.sqlite"
+    a = JitRL(path, shared=True)
+    b = JitRL(path, shared=True)
+    _episode(a, "e1", "hall with a door", "open door", 1.0)
+    _episode(b, "e2", "hall with a door", "wait", -1.0)
+    # own episodes wait for the next sync too: both indexes are still empty
+    assert len(a.index) == len(b.index) == 0
+    assert a.sync(["e2", "e1"]) == 2
+    assert [nb.experience.episode_id for nb in a.index.neighbours(State("hall with a door"))]
+    assert b.sync() == 2  # every stored episode
+    assert a.sync() == 0  # nothing new
+    found = b.index.neighbours(State("hall with a door"))
+    got = {nb.experience.action: nb.experience.ret for nb in found}
+    assert set(got) == {"open door", "wait"} and got["open door"] > 0 > got["wait"]
+    a.close()
+    b.close()
+
+
+def test_learner_loads_only_listed_episodes(tmp_path):
+    path = tmp_path / "m.sqlite"
+    writer = JitRL(path)
+    for i in range(3):
+        _episode(writer, f"e{i}", f"room {i}", "look", float(i))
+    assert len(writer.index) == 3  # an unshared learner indexes its own episodes at once
+    writer.close()
+    jit = JitRL(path, episodes=["e2", "e0", "missing"], shared=True)
+    found = {
+        nb.experience.episode_id
+        for i in range(3)
+        for nb in jit.index.neighbours(State(f"room {i}"))
+    }
+    assert found == {"e0", "e2"}
+    jit.close()
+
+
+def test_store_reads_episodes_in_the_order_asked(tmp_path):
+    with closing(open_store(tmp_path / "m.sqlite")) as store:
+        for i in range(3):
+            store.add_episode(
+                [Experience(State(f"s{i}{t}"), "a", 0.0, f"e{i}", t, "t") for t in range(2)]
+            )
+        assert stored_episode_ids(store) == ["e0", "e1", "e2"]
+        got = [(r.episode_id, r.step) for r in episode_records(store, ["e2", "x", "e0"])]
+        assert got == [("e2", 0), ("e2", 1), ("e0", 0), ("e0", 1)]
+        assert episode_records(store, []) == []
+        # the generic path (a scan) gives the same answer
+        assert order_by_episode(store, ["e2", "x", "e0"]) == episode_records(store, ["e2", "e0"])
+
+
+def test_execution_config_validates():
+    with pytest.raises(ValueError, match="backend"):
+        ExecutionConfig(backend="threads")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="workers"):
+        ExecutionConfig(workers=0)
+    with pytest.raises(ValueError, match="ray"):
+        ExecutionConfig(address="ray://x:10001")
+
+
+def _fails(x: int) -> int:
+    if x == 2:
+        raise ValueError("two is bad")
+    return x * 10
+
+
+def test_process_executor_returns_results_and_errors():
+    with ProcessExecutor(ExecutionConfig(workers=2, poll_seconds=0.5)) as ex:
+        handles = [ex.submit(_fails, i) for i in range(4)]
+        got = {handles.index(h): r for h, r in ex.as_completed(handles) if h is not None}
+    assert {i: got[i] for i in (0, 1, 3)} == {0: 0, 1: 10, 3: 30}
+    assert isinstance(got[2], ValueError) and "two is bad" in str(got[2])
+
+
+def _spec(memory: Path | str | None, agent: str = "jitrl") -> RunSpec:
+    return RunSpec(
+        env="textworld:1",
+        agent=agent,
+        model="scripted",
+        memory=str(memory) if memory else None,
+        max_steps=8,
+        seed=1,
+        config=JitRLConfig(),
+    )
+
+
+def _decisions(folder: Path) -> list[dict]:
+    with (folder / "decisions.jsonl").open() as fh:
+        return [json.loads(line) for line in fh]
+
+
+def test_parallel_run_rounds_share_memory_deterministically(tmp_path):
+    pytest.importorskip("textworld")
+    runs = []
+    for name in ("a", "b"):
+        spec = _spec(tmp_path / f"{name}.sqlite")
+        writer = RunWriter(tmp_path / name, {})
+        results = run_parallel(
+            spec, writer, episodes=5, execution=ExecutionConfig(workers=2, poll_seconds=0.5)
+        )
+        assert [r.index for r in results] == [0, 1, 2, 3, 4]
+        runs.append(_decisions(tmp_path / name))
+        with closing(open_store(tmp_path / f"{name}.sqlite")) as store:
+            ids = stored_episode_ids(store)
+        assert len(ids) == 5 and len(set(ids)) == 5  # every episode stored once
+    strip = [[(d["episode"], d["step"], d["action"]) for d in run] for run in runs]
+    assert strip[0] == strip[1]  # the same episodes, whichever worker played what
+    # an episode of round r (episodes 2r, 2r+1) retrieves only from earlier rounds or itself
+    for d in runs[0]:
+        first_of_round = d["episode"] - d["episode"] % 2
+        for nb in d["neighbours"]:
+            index = int(nb["episode_id"].rsplit("-", 1)[1])
+            assert index < first_of_round or index == d["episode"]
+    assert any(d["neighbours"] for d in runs[0] if d["episode"] >= 2)
+
+
+def test_parallel_run_workers_share_one_postgres_memory(tmp_path, pg_url):
+    pytest.importorskip("textworld")
+    sqlite_writer = RunWriter(tmp_path / "sqlite", {})
+    pg_writer = RunWriter(tmp_path / "pg", {})
+    execution = ExecutionConfig(workers=2, poll_seconds=0.5)
+    run_parallel(_spec(tmp_path / "m.sqlite"), sqlite_writer, episodes=4, execution=execution)
+    run_parallel(_spec(pg_url), pg_writer, episodes=4, execution=execution)
+    with closing(open_store(pg_url)) as store:
+        ids = stored_episode_ids(store)
+    assert sorted(ids) == sorted(r.episode_id for r in pg_writer.results) and len(ids) == 4
+    assert _actions(tmp_path / "pg") == _actions(tmp_path / "sqlite")
+
+
+def test_parallel_run_refuses_sequential_agents(tmp_path):
+    with pytest.raises(ValueError, match="1 worker"):
+        _spec(tmp_path / "m.sqlite", agent="qlearn")
+    with pytest.raises(ValueError, match="memory"):
+        _spec(None)
+
+
+def test_compare_jobs_keep_their_own_schema_in_one_postgres_database(tmp_path, pg_url):
+    pytest.importorskip("textworld")
+    base = dict(
+        envs={"tw1": "textworld:1"},
+        agents=("jitrl",),
+        seeds=(1, 2),
+        episodes=2,
+        max_steps=6,
+        model="scripted",
+        workers=2,
+    )
+    sqlite_cfg = CompareConfig(**base)  # type: ignore[arg-type]
+    pg_cfg = CompareConfig(**base, memory=pg_url)  # type: ignore[arg-type]
+    assert run_jobs(make_jobs(sqlite_cfg, tmp_path / "sqlite"), sqlite_cfg.execution) == []
+    assert run_jobs(make_jobs(pg_cfg, tmp_path / "pg"), pg_cfg.execution) == []
+    for job in make_jobs(pg_cfg, tmp_path / "pg"):
+        with closing(job.open_store()) as store:
+            assert len(stored_episode_ids(store)) == 2  # this job's episodes only
+        folder = Path(job.folder)
+        twin = tmp_path / "sqlite" / folder.relative_to(tmp_path / "pg")
+        assert _actions(folder) == _actions(twin)  # same play as with per-job SQLite files
+
+
+def _actions(folder: Path) -> list[str]:
+    return [d["action"] for d in _decisions(folder)]
+
+
+def test_compare_memory_must_be_postgres():
+    with pytest.raises(ValueError, match="postgresql"):
+        CompareConfig({"tw1": "textworld:1"}, memory="memory.sqlite")
