@@ -222,3 +222,22 @@ def test_resume_drops_the_decisions_of_an_episode_cut_short(tmp_path):
     before = (tmp_path / "decisions.jsonl").read_bytes()
     RunWriter(tmp_path, {})  # nothing left to drop: the file is untouched
     assert (tmp_path / "decisions.jsonl").read_bytes() == before
+
+
+def test_sampling_makes_seeds_differ_and_is_pinned(tmp_path):
+    greedy = _config(agents=("jitrl",), seeds=(1, 2), episodes=2, workers=1)
+    sample = replace(greedy, selection="sample")
+    for name, cfg in (("greedy", greedy), ("sample", sample)):
+        write_settings(cfg, tmp_path / name)
+        assert run_jobs(make_jobs(cfg, tmp_path / name), 1) == []
+
+    def actions(name: str, seed: int) -> list[str]:
+        path = tmp_path / name / "runs" / "tw1" / "jitrl" / f"seed{seed}" / "decisions.jsonl"
+        return [json.loads(line)["action"] for line in path.read_text().splitlines()]
+
+    assert actions("greedy", 1) == actions("greedy", 2)  # a deterministic game and model
+    assert actions("sample", 1) != actions("sample", 2)
+    with pytest.raises(ValueError, match="selection"):
+        write_settings(sample, tmp_path / "greedy")
+    with pytest.raises(ValueError, match="selection"):
+        replace(greedy, selection="best")

@@ -17,11 +17,12 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from jitrl.agents import AGENTS, MEMORY_AGENTS, agent_model, make_agent
+from jitrl.config import JitRLConfig, Selection
 from jitrl.envs import expand_suite, make_env
 from jitrl.execution import Backend, ExecutionConfig, open_executor
 from jitrl.memory import PostgresConfig, open_store
@@ -37,6 +38,7 @@ JERICHO_SUFFIXES = (".z3", ".z4", ".z5", ".z8")
 """Game files that ``jericho:DIR`` picks up in a folder."""
 POLL_SECONDS = 2.0
 """How often the parent process counts finished episodes for the progress bar."""
+SELECTIONS: tuple[Selection, ...] = ("greedy", "sample")
 SCHEMA_PREFIX = "jitrl_"
 """Prefix of the per-job schemas in a PostgreSQL ``memory``."""
 SETTINGS_FILE = "compare.json"
@@ -105,6 +107,9 @@ class CompareConfig:
     """Store whose episodes every memory agent starts from (transfer); ``None``: cold start."""
     price: Price | None = None
     """API prices for the cost columns of the report."""
+    selection: Selection = "greedy"
+    """How the LLM agents choose: ``greedy`` (deterministic games replay the same episodes on
+    every seed) or ``sample`` (from the corrected distribution, seeded per job)."""
 
     def __post_init__(self) -> None:
         if not self.envs:
@@ -121,6 +126,8 @@ class CompareConfig:
             raise ValueError("threads must be >= 1")
         if self.warm_from is not None and not Path(self.warm_from).is_file():
             raise FileNotFoundError(f"--warm-from store not found: {self.warm_from}")
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}")
         if self.memory is not None and not self.memory.lower().startswith(("postgres",)):
             raise ValueError(
                 "--memory takes a postgresql:// URL (without it every job has its own "
@@ -208,6 +215,7 @@ class Job:
     threads: int
     warm_from: str | None = None
     memory: str | None = None
+    selection: Selection = "greedy"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def settings(self) -> dict[str, Any]:
@@ -254,6 +262,7 @@ def make_jobs(config: CompareConfig, out: Path) -> list[Job]:
             threads=config.worker_threads,
             warm_from=config.warm_from if agent in MEMORY_AGENTS else None,
             memory=config.memory,
+            selection=config.selection,
         )
         for seed in config.seeds
         for slug, spec in config.envs.items()
@@ -282,7 +291,9 @@ def run_job(job: Job) -> dict[str, Any]:
         env = make_env(job.spec, max_steps=job.max_steps, seed=job.seed)
         model = agent_model(job.agent, job.model, job.threads)
         prompts = prompt_config_for(job.spec)
-        agent = make_agent(job.agent, model, store, seed=job.seed, prompts=prompts)
+        cfg = JitRLConfig()
+        cfg = replace(cfg, policy=replace(cfg.policy, selection=job.selection))
+        agent = make_agent(job.agent, model, store, cfg, seed=job.seed, prompts=prompts)
         try:
             run_episodes(env, agent, writer, episodes=todo, seed=job.seed)
         finally:
@@ -338,8 +349,9 @@ def write_settings(config: CompareConfig, out: Path) -> None:
     settings = config.settings()
     if path.exists():
         old = json.loads(path.read_text(encoding="utf-8"))
-        fixed = ("envs", "max_steps", "model", "warm_from", "memory")
-        changed = [k for k in fixed if old.get(k) != settings.get(k)]
+        fixed: dict[str, Any] = {"envs": None, "max_steps": None, "model": None, "warm_from": None}
+        fixed |= {"memory": None, "selection": "greedy"}  # (default when an old file lacks it)
+        changed = [k for k, dflt in fixed.items() if old.get(k, dflt) != settings.get(k)]
         if changed:
             raise ValueError(
                 f"{out} holds a different comparison ({', '.join(changed)} differ); "

@@ -78,6 +78,9 @@ def compare(
     model: Annotated[str, typer.Option(help="language model of the LLM agents")] = "llamacpp",
     threads: Annotated[int | None, typer.Option(min=1, help="model threads per worker")] = None,
     window: Annotated[int, typer.Option(min=1, help="final-window size of the report")] = 5,
+    selection: Annotated[
+        str, typer.Option(help="greedy | sample (seeds then differ on deterministic games)")
+    ] = "greedy",
     warm_from: Annotated[
         str | None, typer.Option(help="store every memory agent starts from (transfer)")
     ] = None,
@@ -97,6 +100,7 @@ def compare(
         "window": window,
         "warm_from": warm_from,
         "price": price,
+        "selection": selection,
         "backend": backend,
         "ray_address": ray_address,
         "memory": memory,
