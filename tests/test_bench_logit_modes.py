@@ -1,4 +1,4 @@
-"""The pure helpers of ``benchmarks/logit_modes.py``: distributions, KL, agreement, ranks."""
+"""The pure helpers of ``benchmarks/logit_modes_lib.py``: distributions, KL, agreement, ranks."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import pytest
 
 from jitrl.llm import ScoreResult
 
-PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "logit_modes.py"
+PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "logit_modes_lib.py"
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_logit_modes", PATH)
+    spec = importlib.util.spec_from_file_location("bench_logit_modes_lib", PATH)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
@@ -58,6 +58,7 @@ def test_fidelity_of_a_result_with_itself_and_with_a_uniform_one(bench: ModuleTy
     same = bench.fidelity(ref, ref)
     assert same["top1"] == 1.0 and same["kl"] == 0.0 and same["spearman"] == pytest.approx(1.0)
     assert same["uniform"] == 0.0 and same["max_abs_logprob_diff"] == 0.0
+    assert same["top_prob"] == pytest.approx(float(bench.distribution([-1.0, -3.0, -4.0]).max()))
     flat = ScoreResult(logprobs=(-math.log(3),) * 3, token_counts=(1, 1, 1))
     scored = bench.fidelity(ref, flat)
     assert scored["uniform"] == 1.0 and scored["spearman"] == 0.0 and scored["kl"] > 0

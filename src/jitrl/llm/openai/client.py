@@ -147,8 +147,8 @@ def _describe(what: str, exc: Exception, status: int | None, attempt: int) -> st
     hint = ""
     if status == SERVER_ERROR:
         hint = (
-            " (llama-cpp-python's server answers 500 to log-prob requests unless it runs with "
-            "--logits_all true)"
+            " (llama-cpp-python's server answers 500 to log-prob requests without "
+            "--logits_all true, and to list prompts in any case)"
         )
     return f"{what} failed with {kind} after {attempt} attempt(s): {detail}{hint}"
 
