@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, cast
@@ -147,7 +148,8 @@ def run(
             raise fail("--abstract-states runs with one worker (its cache is one file)")
         try:
             execution = ExecutionConfig(cast(Backend, backend), workers, ray_address)
-            spec = RunSpec(env, agent, model, memory, max_steps, seed, cfg, threads)
+            per_worker = threads or max(1, (os.cpu_count() or 1) // workers)  # share the cores
+            spec = RunSpec(env, agent, model, memory, max_steps, seed, cfg, per_worker)
         except ValueError as err:
             raise fail(str(err)) from err
         _run_parallel(spec, execution, episodes, out)
