@@ -15,7 +15,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import shlex
 import shutil
 import statistics
@@ -25,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from bench_md import replace_block
 from jitrl.execution import BACKENDS
 from jitrl.experiments import CompareConfig, expand_envs, make_jobs, run_jobs, write_settings
 from jitrl.report import render_report
@@ -106,25 +106,18 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 
 def update_benchmarks(result: dict[str, Any], command: str, rel: str) -> None:
-    """Replace the ``BACKENDS`` section of BENCHMARKS.md."""
+    """Replace the ``BACKENDS`` block of BENCHMARKS.md."""
     med = result["median_seconds"]
-    block = (
-        f"<!-- {MARK} -->\n```bash\n{command}\n```\n\n"
+    body = (
+        f"```bash\n{command}\n```\n\n"
         f"| backend | median wall s | runs |\n|---|---:|---:|\n"
         + "".join(f"| {b} | {med[b]:.1f} | {len(result['seconds'][b])} |\n" for b in BACKENDS)
         + f"\nRatio of medians ray / process: **{result['ray_over_process']:.2f}**. "
         f"Decisions identical on both backends: **{result['identical_decisions']}** "
         f"({result['decisions']} decisions in {result['run_folders']} run folders).\n\n"
-        f"![backends]({rel}/backends.png)\n\nResults: `{rel}/backends.json`.\n<!-- /{MARK} -->"
+        f"![backends]({rel}/backends.png)\n\nResults: `{rel}/backends.json`."
     )
-    path = REPO / "BENCHMARKS.md"
-    text = path.read_text(encoding="utf-8")
-    pattern = re.compile(rf"<!-- {MARK} -->.*?<!-- /{MARK} -->", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
-    else:
-        text = text.rstrip() + f"\n\n## Execution backends: process pool vs Ray\n\n{block}\n"
-    path.write_text(text, encoding="utf-8")
+    replace_block(MARK, body, "## Execution backends: process pool vs Ray")
 
 
 def main() -> None:

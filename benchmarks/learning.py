@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench_md import replace_block
 from jitrl.agents import AGENTS, LLM_AGENTS
 from jitrl.experiments import CompareConfig, Job, expand_envs, make_jobs, run_jobs, write_settings
 from jitrl.report import render_report
@@ -39,26 +40,17 @@ def ordered(jobs: list[Job], games: list[str]) -> list[Job]:
 
 
 def update_benchmarks(name: str, out: Path, command: str, seconds: float) -> None:
-    """Replace the section between this benchmark's markers in BENCHMARKS.md."""
-    path = REPO / "BENCHMARKS.md"
+    """Replace this comparison's block in BENCHMARKS.md with its report."""
     report = (out / "report.md").read_text(encoding="utf-8")
     report = re.sub(r"^# .*\n", "", report)  # the section has its own heading
     rel = out.relative_to(REPO)
-    block = (
-        f"<!-- COMPARE:{name} -->\n"
+    body = (
         f"```bash\n{command}\n```\n\n"
         f"{report.strip()}\n\n"
         f"![learning curves]({rel}/curves.png)\n\n"
-        f"Results: `{rel}/summary.json`; this invocation ran {seconds / 60:.0f} min.\n"
-        f"<!-- /COMPARE:{name} -->"
+        f"Results: `{rel}/summary.json`; this invocation ran {seconds / 60:.0f} min."
     )
-    text = path.read_text(encoding="utf-8")
-    pattern = re.compile(rf"<!-- COMPARE:{name} -->.*?<!-- /COMPARE:{name} -->", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
-    else:
-        text = text.rstrip() + f"\n\n## Comparison: {name}\n\n{block}\n"
-    path.write_text(text, encoding="utf-8")
+    replace_block(f"COMPARE:{name}", body, f"## Comparison: {name}")
 
 
 def main() -> None:

@@ -20,7 +20,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import signal
 import statistics
 import sys
@@ -33,6 +32,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from bench_md import replace_block
 from jitrl.agents import make_agent
 from jitrl.config import JitRLConfig, PolicyConfig
 from jitrl.envs.factory import make_env
@@ -58,7 +58,8 @@ MODES = {
 ECHO_PROBE = (0, 1, 20, None)
 """``logprobs`` values of the echo cost probe (None: no log-probs, the floor)."""
 SECTION = "## Logit modes of the OpenAI-compatible backend (issue 5)"
-START, END = "<!-- LOGIT_MODES -->", "<!-- /LOGIT_MODES -->"
+MARK = "LOGIT_MODES"
+"""Name of this benchmark's block in BENCHMARKS.md."""
 
 
 @dataclass(frozen=True)
@@ -293,24 +294,12 @@ def section(result: dict[str, Any], rel: Path) -> str:
         timings = ", ".join(f"`{k}` {v:.1f} s" for k, v in probe.items())
         rows.append(f"\nOne echoed request of {tokens:.0f} tokens, all cached (median): {timings}.")
     return "\n".join(
-        [START, f"```bash\n{result['command']}\n```\n", *rows, "",
+        [f"```bash\n{result['command']}\n```\n", *rows, "",
          f"![logit modes]({rel}/logit_modes.png)", "",
          f"Results: `{rel}/logit_modes.json`; this invocation ran "
          f"{result['wall_seconds'] / 60:.0f} min (load average {result['load_before'][0]:.1f} "
-         f"before, {result['load_after'][0]:.1f} after).", END]
+         f"before, {result['load_after'][0]:.1f} after)."]
     )  # fmt: skip
-
-
-def update_benchmarks(block: str) -> None:
-    """Replace the generated block of the section in BENCHMARKS.md (append the section if new)."""
-    path = REPO / "BENCHMARKS.md"
-    text = path.read_text(encoding="utf-8")
-    pattern = re.compile(rf"{re.escape(START)}.*?{re.escape(END)}", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
-    else:
-        text = text.rstrip() + f"\n\n{SECTION}\n\n{block}\n"
-    path.write_text(text, encoding="utf-8")
 
 
 def measure(args: argparse.Namespace, url: str, reference: LlamaCppModel) -> dict[str, Any]:
@@ -388,7 +377,7 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / "logit_modes.json").write_text(json.dumps(result, indent=2) + "\n")
     plot(result, args.out / "logit_modes.png")
     if args.write_md:
-        update_benchmarks(section(result, args.out.resolve().relative_to(REPO)))
+        replace_block(MARK, section(result, args.out.resolve().relative_to(REPO)), SECTION)
     log.info("done in %.1f min", result["wall_seconds"] / 60)
 
 

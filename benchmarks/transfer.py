@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
+from bench_md import replace_block
 from jitrl.experiments import CompareConfig, expand_envs, make_jobs, run_jobs, write_settings
 from jitrl.memory import open_store
 from jitrl.memory.jsonl import add_episodes, group_episodes
@@ -125,17 +125,12 @@ def main() -> None:
     command = "python benchmarks/transfer.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     result = {"command": command, "gathered_experiences": size, "games": figures}
     (args.out / "transfer.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    block = (
-        "<!-- TRANSFER -->\n"
+    body = (
         f"```bash\n{command}\n```\n\n"
         f"Memory gathered on {', '.join(gather_envs)} ({size} experiences), tested on "
-        f"{', '.join(test_envs)}:\n\n{text}\n<!-- /TRANSFER -->"
+        f"{', '.join(test_envs)}:\n\n{text}"
     )
-    path = REPO / "BENCHMARKS.md"
-    doc = path.read_text(encoding="utf-8")
-    pattern = re.compile(r"<!-- TRANSFER -->.*?<!-- /TRANSFER -->", re.S)
-    doc = pattern.sub(lambda _: block, doc) if pattern.search(doc) else doc + f"\n{block}\n"
-    path.write_text(doc, encoding="utf-8")
+    replace_block("TRANSFER", body, "## Transfer across tasks")
     print(text)
 
 
