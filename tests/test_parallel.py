@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from jitrl.config import JitRLConfig
 from jitrl.execution import ExecutionConfig, ProcessExecutor
-from jitrl.experiments import CompareConfig, make_jobs, run_jobs
+from jitrl.experiments import CompareConfig, make_jobs, run_job, run_jobs, write_settings
 from jitrl.learner import JitRL
 from jitrl.memory import open_store
 from jitrl.memory.base import episode_records, order_by_episode, stored_episode_ids
@@ -26,18 +28,21 @@ def _episode(jit: JitRL, episode_id: str, state: str, action: str, reward: float
     ep.finish()
 
 
-def test_shared_learner_sees_others_episodes_only_after_sync(tmp_path):
+def test_shared_learner_leaves_storing_to_the_coordinator_and_syncs(tmp_path):
     path = tmp_path / "m.sqlite"
-    a = JitRL(path, shared=True)
-    b = JitRL(path, shared=True)
+    a = JitRL(path)  # an ordinary learner: stores and indexes its own episodes
+    b = JitRL(path, shared=True)  # a worker of a parallel run
     _episode(a, "e1", "hall with a door", "open door", 1.0)
-    _episode(b, "e2", "hall with a door", "wait", -1.0)
-    # own episodes wait for the next sync too: both indexes are still empty
-    assert len(a.index) == len(b.index) == 0
-    assert a.sync(["e2", "e1"]) == 2
-    assert [nb.experience.episode_id for nb in a.index.neighbours(State("hall with a door"))]
-    assert b.sync() == 2  # every stored episode
-    assert a.sync() == 0  # nothing new
+    ep = b.episode(task_id="t", episode_id="e2")
+    ep.decide("hall with a door", ["wait", "not wait"], logits=[0.0, 0.0])
+    ep.reward(-1.0)
+    records = ep.finish()
+    assert [r.episode_id for r in records] == ["e2"]
+    assert stored_episode_ids(b.store) == ["e1"] and len(b.index) == 0  # nothing stored by b
+    b.store.add_episode(records)  # what jitrl.parallel's coordinator does, in episode order
+    assert b.sync(["e2", "e1"]) == 2
+    assert b.sync() == 0  # nothing new
+    assert a.sync() == 1  # a sees e2 now (it had indexed its own e1 at once)
     found = b.index.neighbours(State("hall with a door"))
     got = {nb.experience.action: nb.experience.ret for nb in found}
     assert set(got) == {"open door", "wait"} and got["open door"] > 0 > got["wait"]
@@ -141,6 +146,33 @@ def test_parallel_run_rounds_share_memory_deterministically(tmp_path):
     assert any(d["neighbours"] for d in runs[0] if d["episode"] >= 2)
 
 
+def test_a_failed_round_stores_nothing_after_the_failure_and_resumes(tmp_path, monkeypatch):
+    pytest.importorskip("textworld")
+    import jitrl.parallel as parallel
+
+    play = parallel._Worker.play
+
+    def failing(self, task):  # type: ignore[no-untyped-def]
+        if task.index == 2:
+            raise OSError("model server went away")
+        return play(self, task)
+
+    monkeypatch.setattr(parallel._Worker, "play", failing)  # forked workers inherit it
+    spec, execution = _spec(tmp_path / "m.sqlite"), ExecutionConfig(workers=2, poll_seconds=0.5)
+    with pytest.raises(RuntimeError, match="episode 2 failed"):
+        run_parallel(spec, RunWriter(tmp_path / "run", {}), episodes=4, execution=execution)
+    with closing(open_store(tmp_path / "m.sqlite")) as store:
+        ids = stored_episode_ids(store)
+    written = [r.episode_id for r in RunWriter(tmp_path / "run", {}).results]
+    assert ids == written and len(ids) == 2  # episode 3 finished but was not stored
+    monkeypatch.setattr(parallel._Worker, "play", play)
+    writer = RunWriter(tmp_path / "run", {})
+    run_parallel(spec, writer, episodes=2, execution=execution)
+    with closing(open_store(tmp_path / "m.sqlite")) as store:
+        assert stored_episode_ids(store) == [r.episode_id for r in writer.results]
+    assert [r.index for r in writer.results] == [0, 1, 2, 3]
+
+
 def test_parallel_run_workers_share_one_postgres_memory(tmp_path, pg_url):
     pytest.importorskip("textworld")
     sqlite_writer = RunWriter(tmp_path / "sqlite", {})
@@ -155,8 +187,14 @@ def test_parallel_run_workers_share_one_postgres_memory(tmp_path, pg_url):
 
 
 def test_parallel_run_refuses_sequential_agents(tmp_path):
+    two = ExecutionConfig(workers=2)
     with pytest.raises(ValueError, match="1 worker"):
-        _spec(tmp_path / "m.sqlite", agent="qlearn")
+        run_parallel(
+            _spec(tmp_path / "m.sqlite", agent="qlearn"),
+            RunWriter(tmp_path, {}),
+            episodes=2,
+            execution=two,
+        )
     with pytest.raises(ValueError, match="memory"):
         _spec(None)
 
@@ -175,6 +213,7 @@ def test_compare_jobs_keep_their_own_schema_in_one_postgres_database(tmp_path, p
     sqlite_cfg = CompareConfig(**base)  # type: ignore[arg-type]
     pg_cfg = CompareConfig(**base, memory=pg_url)  # type: ignore[arg-type]
     assert run_jobs(make_jobs(sqlite_cfg, tmp_path / "sqlite"), sqlite_cfg.execution) == []
+    write_settings(pg_cfg, tmp_path / "pg")
     assert run_jobs(make_jobs(pg_cfg, tmp_path / "pg"), pg_cfg.execution) == []
     for job in make_jobs(pg_cfg, tmp_path / "pg"):
         with closing(job.open_store()) as store:
@@ -182,6 +221,30 @@ def test_compare_jobs_keep_their_own_schema_in_one_postgres_database(tmp_path, p
         folder = Path(job.folder)
         twin = tmp_path / "sqlite" / folder.relative_to(tmp_path / "pg")
         assert _actions(folder) == _actions(twin)  # same play as with per-job SQLite files
+    settings = (tmp_path / "pg" / "compare.json").read_text()
+    assert "password" not in settings and json.loads(settings)["id"]
+    # the output deleted and the comparison run again: new stores, not the old memory
+    old = make_jobs(pg_cfg, tmp_path / "pg")[0]
+    shutil.rmtree(tmp_path / "pg")
+    write_settings(pg_cfg, tmp_path / "pg")
+    again = make_jobs(pg_cfg, tmp_path / "pg")
+    assert again[0].comparison != old.comparison
+    assert run_jobs(again, pg_cfg.execution) == []
+    with closing(again[0].open_store()) as store:
+        assert len(stored_episode_ids(store)) == 2
+
+
+def test_a_job_refuses_a_store_that_holds_another_run(tmp_path, pg_url):
+    pytest.importorskip("textworld")
+    cfg = CompareConfig(
+        {"tw1": "textworld:1"}, agents=("jitrl",), seeds=(1,), episodes=1, max_steps=4,
+        model="scripted", memory=pg_url,
+    )  # fmt: skip
+    job = replace(make_jobs(cfg, tmp_path)[0], comparison="fixed-id")
+    with closing(job.open_store()) as store:
+        store.add_episode([Experience(State("s"), "a", 0.0, "old-run", 0, "t")])
+    with pytest.raises(RuntimeError, match="another run"):
+        run_job(job)
 
 
 def _actions(folder: Path) -> list[str]:

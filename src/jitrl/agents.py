@@ -24,7 +24,7 @@ from jitrl.llm.cache import CachedModel
 from jitrl.memory import open_store
 from jitrl.memory.base import ExperienceStore
 from jitrl.prompts import PromptConfig, build_prompt
-from jitrl.types import Decision, Neighbour, State
+from jitrl.types import Decision, Experience, Neighbour, State
 
 AGENTS = ("jitrl", "static", "icl", "qlearn", "random")
 LLM_AGENTS = ("jitrl", "static", "icl")
@@ -37,6 +37,10 @@ class Agent(Protocol):
     """What the episode loop needs from an agent."""
 
     name: str
+
+    def reseed(self, seed: int) -> None:
+        """Restart the agent's random generator (the episode loop seeds every episode)."""
+        ...
 
     def begin(self, task_id: str, episode_id: str) -> None:
         """A new episode starts."""
@@ -88,6 +92,8 @@ class LLMAgent:
         """Rewrites the environment's state with the LLM before memory sees it (optional)."""
         self._episode: Episode | None = None
         self._history: list[str] = []
+        self.last_episode: list[Experience] = []
+        """Records of the last finished episode (what a shared learner leaves to be stored)."""
 
     def begin(self, task_id: str, episode_id: str) -> None:
         self._episode = self.learner.episode(task_id=task_id, episode_id=episode_id)
@@ -118,9 +124,12 @@ class LLMAgent:
         if self._episode is not None:
             self._episode.reward(reward)
 
+    def reseed(self, seed: int) -> None:
+        self.learner.reseed(seed)
+
     def end(self, *, failed: bool) -> None:
         if self._episode is not None and not self._episode.finished:
-            self._episode.finish(failed=failed)
+            self.last_episode = self._episode.finish(failed=failed)
         self._episode = None
 
     def memory_size(self) -> int:

@@ -157,6 +157,10 @@ class QLearnAgent:
         if store is not None:
             self._replay(store)
 
+    def reseed(self, seed: int) -> None:
+        """Restart the tie-breaking generator (the episode loop seeds every episode)."""
+        self.rng = np.random.default_rng(seed)
+
     @property
     def table(self) -> dict[TableKey, float]:
         """A copy of the Q table (only tried actions have entries)."""

@@ -149,6 +149,28 @@ def _ray_call(fn: Callable[[Any], Any], arg: Any, level: int) -> Any:
     return fn(arg)
 
 
+FORWARDED_ENV_PREFIXES = ("JITRL_", "OPENAI_")
+"""Environment variables a cluster's workers get from this process (caches, API keys)."""
+
+
+def _init_args(config: ExecutionConfig) -> dict[str, Any]:
+    """``ray.init`` arguments: a new local Ray of ``workers`` CPUs, or the cluster named."""
+    if config.address is None:  # "local": never attach to a cluster RAY_ADDRESS names
+        return {
+            "address": "local",
+            "num_cpus": config.workers,
+            "object_store_memory": config.object_store_mb * 2**20,
+            "include_dashboard": False,
+            "configure_logging": False,
+        }
+    env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
+    return {
+        "address": config.address,
+        "runtime_env": {"env_vars": env},
+        "configure_logging": False,
+    }
+
+
 class RayExecutor(_Closing):
     """Ray tasks (one CPU each), at most ``workers`` in flight; a local Ray is started and
     stopped here, a cluster given by ``address`` is joined and left."""
@@ -160,14 +182,11 @@ class RayExecutor(_Closing):
         self._ray = ray
         self._owned = not ray.is_initialized()
         if self._owned:
-            local = config.address is None
-            ray.init(
-                address=config.address,
-                num_cpus=config.workers if local else None,
-                object_store_memory=config.object_store_mb * 2**20 if local else None,
-                include_dashboard=False,
-                configure_logging=False,
-            )
+            try:
+                ray.init(**_init_args(config))
+            except (ValueError, ConnectionError, RuntimeError) as err:
+                where = config.address or "a local Ray"
+                raise RuntimeError(f"cannot start or join {where}: {err}") from err
         self._task = ray.remote(num_cpus=1, max_retries=0)(_ray_call)
         self._level = logging.getLogger().getEffectiveLevel()
         self._queue: list[tuple[object, Callable[[Any], Any], Any]] = []

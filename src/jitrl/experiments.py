@@ -16,7 +16,9 @@ import json
 import logging
 import os
 import re
+import uuid
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -150,6 +152,7 @@ class CompareConfig:
         out = asdict(self)
         out["agents"], out["seeds"] = list(self.agents), list(self.seeds)
         out["memory"] = redact_url(self.memory) if self.memory else None
+        out["id"] = uuid.uuid4().hex[:12]  # a new comparison's id (write_settings keeps an old one)
         return out
 
 
@@ -216,6 +219,8 @@ class Job:
     warm_from: str | None = None
     memory: str | None = None
     selection: Selection = "greedy"
+    comparison: str = ""
+    """Id of the comparison (``compare.json``); names the job's PostgreSQL schema."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def settings(self) -> dict[str, Any]:
@@ -227,12 +232,13 @@ class Job:
     def open_store(self) -> ExperienceStore:
         """The job's own store: ``memory.sqlite`` in its folder, or its schema in ``memory``.
 
-        The schema's name comes from the run folder's absolute path (two comparisons in one
-        database never share a store; a moved output folder starts new stores).
+        The schema's name comes from the comparison's id, kept in ``compare.json`` (two
+        comparisons never share a store; a moved output folder keeps its stores; a deleted one
+        starts new ones), or from the run folder's path when there is no id.
         """
         if self.memory is None:
             return open_store(Path(self.folder) / "memory.sqlite")
-        where = str(Path(self.folder).resolve())
+        where = self.comparison or str(Path(self.folder).resolve())
         digest = hashlib.sha256(where.encode()).hexdigest()[:12]
         name = re.sub(r"[^a-z0-9_]+", "_", f"{self.agent}_s{self.seed}_{self.slug}".lower())
         schema = f"{SCHEMA_PREFIX}{digest}_{name}"[:63]
@@ -249,6 +255,10 @@ class Job:
 
 def make_jobs(config: CompareConfig, out: Path) -> list[Job]:
     """All jobs, seeds in the outer loop so every agent makes progress early."""
+    out = out.resolve()  # workers may run elsewhere (another working directory, a cluster)
+    saved = out / SETTINGS_FILE
+    settings = json.loads(saved.read_text(encoding="utf-8")) if saved.exists() else {}
+    comparison = str(settings.get("id", ""))
     return [
         Job(
             slug=slug,
@@ -263,6 +273,7 @@ def make_jobs(config: CompareConfig, out: Path) -> list[Job]:
             warm_from=config.warm_from if agent in MEMORY_AGENTS else None,
             memory=config.memory,
             selection=config.selection,
+            comparison=comparison,
         )
         for seed in config.seeds
         for slug, spec in config.envs.items()
@@ -280,27 +291,43 @@ def _warm_store(store: ExperienceStore, warm_from: str) -> None:
         src.close()
 
 
+def _job_store(job: Job, writer: RunWriter) -> ExperienceStore:
+    """The job's store, warm-started once; refuses a store that already holds another run."""
+    store = job.open_store()
+    try:
+        if writer.next_index == 0 and len(store) == 0 and job.warm_from:
+            _warm_store(store, job.warm_from)
+        elif writer.next_index == 0 and len(store) > 0 and not job.warm_from:
+            raise RuntimeError(
+                f"{job.folder} has no episode but its store already holds {len(store)} records "
+                "(the memory of another run): use a new --out folder or another database"
+            )
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
 def run_job(job: Job) -> dict[str, Any]:
     """Play the job's missing episodes (runs in a worker). Returns its final scores."""
     writer = RunWriter(Path(job.folder), job.settings())
     todo = job.episodes - writer.next_index
     if todo > 0:
-        store = job.open_store() if job.agent in MEMORY_AGENTS else None
-        if store is not None and job.warm_from and writer.next_index == 0 and len(store) == 0:
-            _warm_store(store, job.warm_from)
-        env = make_env(job.spec, max_steps=job.max_steps, seed=job.seed)
-        model = agent_model(job.agent, job.model, job.threads)
-        prompts = prompt_config_for(job.spec)
-        cfg = JitRLConfig()
-        cfg = replace(cfg, policy=replace(cfg.policy, selection=job.selection))
-        agent = make_agent(job.agent, model, store, cfg, seed=job.seed, prompts=prompts)
-        try:
-            run_episodes(env, agent, writer, episodes=todo, seed=job.seed)
-        finally:
-            env.close()
-            agent.close()
+        with ExitStack() as stack:  # whatever was opened is closed, also when a later part fails
+            store = _job_store(job, writer) if job.agent in MEMORY_AGENTS else None
+            if store is not None:
+                stack.callback(store.close)
+            env = make_env(job.spec, max_steps=job.max_steps, seed=job.seed)
+            stack.callback(env.close)
+            model = agent_model(job.agent, job.model, job.threads)
             if model is not None:
-                model.close()
+                stack.callback(model.close)
+            cfg = JitRLConfig()
+            cfg = replace(cfg, policy=replace(cfg.policy, selection=job.selection))
+            prompts = prompt_config_for(job.spec)
+            agent = make_agent(job.agent, model, store, cfg, seed=job.seed, prompts=prompts)
+            stack.callback(agent.close)
+            run_episodes(env, agent, writer, episodes=todo, seed=job.seed)
     return {
         "slug": job.slug,
         "agent": job.agent,
@@ -360,6 +387,7 @@ def write_settings(config: CompareConfig, out: Path) -> None:
         # agents, seeds and episodes may grow: keep the union
         settings["agents"] = list(dict.fromkeys([*old["agents"], *settings["agents"]]))
         settings["seeds"] = sorted(set(old["seeds"]) | set(settings["seeds"]))
+        settings["id"] = old.get("id") or settings["id"]
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(settings, indent=2), encoding="utf-8")
     tmp.replace(path)

@@ -81,10 +81,11 @@ class JitRL:
         model: language model used when ``decide`` gets a prompt instead of logits.
         seed: seed of the generator used for sampling.
         episodes: load only these stored episodes, in this order (``None``: all of them).
-        shared: other processes write to the same store. The index then follows the store
-            through :meth:`sync` only; this learner's own finished episodes join it at the
-            next ``sync`` like everyone else's, so every worker given the same episode list
-            retrieves from the same memory.
+        shared: this learner is one of several workers of one run (:mod:`jitrl.parallel`).
+            ``Episode.finish`` then returns the episode's records without storing or indexing
+            them: the coordinator stores every worker's episodes in episode order, and the index
+            follows the store through :meth:`sync` only, so workers given the same episode list
+            retrieve from the same memory.
     """
 
     def __init__(
@@ -262,8 +263,10 @@ class JitRL:
     def close(self) -> None:
         """Save the candidate index beside the store (LSH/vector only) and close the store."""
         if self.store is not None:
-            save_index(self.index, store=self.store)
-            self.store.close()
+            try:
+                save_index(self.index, store=self.store)
+            finally:
+                self.store.close()
 
 
 class Episode:
@@ -348,10 +351,9 @@ class Episode:
             Experience(d.state, d.action, g, self.episode_id, t, self.task_id, r, now)
             for t, (d, r, g) in enumerate(zip(self.decisions, shaped, rets, strict=False))
         ]
-        if self.jit.store is not None:
+        if self.jit.store is not None and not self.jit.shared:
             self.jit.store.add_episode(exps)
-            if not self.jit.shared:
-                self.jit.index.add(exps)
+            self.jit.index.add(exps)
         return exps
 
     def _reflect(self, rewards: list[float], failed: bool) -> list[float]:

@@ -2,22 +2,23 @@
 
 Episodes are played in rounds of N, one per worker, as worker processes or Ray tasks
 (:mod:`jitrl.execution`). Each worker keeps its game, model and memory index between episodes.
-Every episode of a round sees exactly the memory the round started with: the episodes stored
-before the run, then those of earlier rounds in episode order (workers load them by id,
-:meth:`jitrl.learner.JitRL.sync`), and episode ``i`` samples with seed ``seed + i``. So what a
-run plays depends neither on which worker played which episode nor on the backend, only on N.
-Finished episodes are written in episode order, a round at a time; a run cut short resumes
-after the last written episode (episodes of the unfinished round are played again).
+Workers do not write to the store: they return each episode's records, and this process stores
+them in episode order, then writes the run folder. Every episode of a round sees exactly the
+memory the round started with: the episodes stored before the run, then those of earlier rounds
+in episode order (workers load them by id, :meth:`jitrl.learner.JitRL.sync`), and episode ``i``
+samples with seed ``seed + i``. So what a run plays depends neither on which worker played which
+episode nor on the backend, only on N. A run cut short resumes after the last written episode;
+the unfinished round's episodes were not stored and are played again.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
 import uuid
 from collections.abc import Callable
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass
+from multiprocessing.util import Finalize
 from typing import Any
 
 from jitrl.agents import MEMORY_AGENTS, Agent, LLMAgent, agent_model, make_agent
@@ -58,8 +59,6 @@ class RunSpec:
     """Model threads per worker."""
 
     def __post_init__(self) -> None:
-        if self.agent in SEQUENTIAL_AGENTS:
-            raise ValueError(f"{self.agent} learns in the order of its own updates: use 1 worker")
         if self.agent in MEMORY_AGENTS and self.memory is None:
             raise ValueError(f"agent {self.agent} needs a memory store")
 
@@ -69,6 +68,8 @@ class EpisodeTask:
     """One episode of a parallel run."""
 
     spec: RunSpec
+    run_id: str
+    """Changes with every invocation (a worker left over from another run is rebuilt)."""
     index: int
     seed: int
     episode_id: str
@@ -79,8 +80,9 @@ class EpisodeTask:
 class _Worker:
     """A worker process's game, model and agent, kept between episodes."""
 
-    def __init__(self, spec: RunSpec, visible: tuple[str, ...]) -> None:
+    def __init__(self, spec: RunSpec, run_id: str, visible: tuple[str, ...]) -> None:
         self.spec = spec
+        self.run_id = run_id
         self.env = make_env(spec.env, max_steps=spec.max_steps, seed=spec.seed)
         self.model: CachedModel | None = agent_model(spec.agent, spec.model, spec.threads)
         store = open_store(spec.memory) if spec.agent in MEMORY_AGENTS and spec.memory else None
@@ -94,15 +96,17 @@ class _Worker:
             episodes=list(visible) if store is not None else None,
         )
 
-    def prepare(self, task: EpisodeTask) -> None:
-        """Bring the memory to the task's episodes and seed the agent for it."""
+    def play(self, task: EpisodeTask) -> tuple[EpisodeResult, list[dict[str, Any]], list[Any]]:
+        """Bring the memory to the task's episodes, play, and return what is to be stored."""
         agent = self.agent
         if isinstance(agent, LLMAgent):
             agent.learner.sync(task.visible)
-            agent.learner.reseed(task.seed)
-        reseed: Callable[[int], None] | None = getattr(agent, "reseed", None)
-        if reseed is not None:
-            reseed(task.seed)
+            agent.last_episode = []
+        result, trace = run_episode(
+            self.env, agent, index=task.index, seed=task.seed, episode_id=task.episode_id
+        )
+        records = agent.last_episode if isinstance(agent, LLMAgent) else []
+        return result, trace, records
 
     def close(self) -> None:
         self.env.close()
@@ -115,33 +119,29 @@ _WORKER: list[_Worker] = []
 """This process's worker (at most one: a new run's spec replaces it)."""
 
 
+_FINALIZER: list[Finalize] = []
+FINALIZE_PRIORITY = 10
+"""Runs before multiprocessing's own exit clean-up (higher runs first)."""
+
+
 def _close_worker() -> None:
     while _WORKER:
         _WORKER.pop().close()
 
 
-atexit.register(_close_worker)
+def play_episode(task: EpisodeTask) -> tuple[EpisodeResult, list[dict[str, Any]], list[Any]]:
+    """Play one episode in a worker (its state is built on its first episode of a run).
 
-
-def play_episode(task: EpisodeTask) -> tuple[EpisodeResult, list[dict[str, Any]]]:
-    """Play one episode in a worker (the worker's state is built on its first episode)."""
-    if _WORKER and _WORKER[0].spec != task.spec:
+    Returns the result, the decision trace and the records to store (none for agents that store
+    their own, e.g. ``qlearn`` with one worker).
+    """
+    if _WORKER and (_WORKER[0].spec, _WORKER[0].run_id) != (task.spec, task.run_id):
         _close_worker()
     if not _WORKER:
-        _WORKER.append(_Worker(task.spec, task.visible))
-    worker = _WORKER[0]
-    worker.prepare(task)
-    return run_episode(
-        worker.env, worker.agent, index=task.index, seed=task.seed, episode_id=task.episode_id
-    )
-
-
-def _stored(spec: RunSpec) -> list[str]:
-    """Episodes already in the shared store (they are every worker's starting memory)."""
-    if spec.memory is None or spec.agent not in MEMORY_AGENTS:
-        return []
-    with closing(open_store(spec.memory)) as store:
-        return stored_episode_ids(store)
+        if not _FINALIZER:  # a pool worker exits without atexit handlers; this runs at its exit
+            _FINALIZER.append(Finalize(None, _close_worker, exitpriority=FINALIZE_PRIORITY))
+        _WORKER.append(_Worker(task.spec, task.run_id, task.visible))
+    return _WORKER[0].play(task)
 
 
 def run_parallel(
@@ -155,18 +155,22 @@ def run_parallel(
     """Play ``episodes`` more episodes in rounds of ``execution.workers`` (see module doc).
 
     Raises:
+        ValueError: ``qlearn`` with more than one worker.
         RuntimeError: an episode failed outside the environment (the model, the store); the
-            episodes before it in the round are written first.
+            episodes before it in the round are stored and written first.
     """
-    visible = _stored(spec)
-    run_id = uuid.uuid4().hex[:8]
-    done: list[EpisodeResult] = []
-    with open_executor(execution) as pool:
+    if spec.agent in SEQUENTIAL_AGENTS and execution.workers > 1:
+        raise ValueError(f"{spec.agent} learns in the order of its own updates: use 1 worker")
+    store = open_store(spec.memory) if spec.memory and spec.agent in MEMORY_AGENTS else None
+    with closing(store) if store is not None else nullcontext(), open_executor(execution) as pool:
+        visible = stored_episode_ids(store) if store is not None else []
+        run_id = uuid.uuid4().hex[:8]
+        done: list[EpisodeResult] = []
         while len(done) < episodes:
             first = writer.next_index
             count = min(execution.workers, episodes - len(done))
             tasks = [
-                EpisodeTask(spec, i, spec.seed + i, f"{run_id}-{i}", tuple(visible))
+                EpisodeTask(spec, run_id, i, spec.seed + i, f"{run_id}-{i}", tuple(visible))
                 for i in range(first, first + count)
             ]
             handles = [pool.submit(play_episode, t) for t in tasks]
@@ -175,7 +179,9 @@ def run_parallel(
                 outcome = results[handle]
                 if isinstance(outcome, BaseException):
                     raise RuntimeError(f"episode {task.index} failed: {outcome}") from outcome
-                result, trace = outcome
+                result, trace, records = outcome
+                if records and store is not None:
+                    store.add_episode(records)
                 writer.write(result, trace)
                 visible.append(result.episode_id)
                 done.append(result)

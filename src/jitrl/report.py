@@ -257,7 +257,8 @@ def _window_lines(summary: dict[str, Any]) -> list[str]:
     n = max((len(e["windows"]["score"]) for _, _, e in entries), default=0)
     if n < 2:
         return []
-    heads = [f"{i * w + 1}-{(i + 1) * w}" for i in range(n)]
+    longest = max(len(e["curve"]) for _, _, e in entries)  # a last window may be short
+    heads = [f"{i * w + 1}-{min((i + 1) * w, longest)}" for i in range(n)]
     lines = [f"## Per window of {w} episodes: mean score (share won)", ""]
     lines += ["| env | agent | " + " | ".join(heads) + " |", "|---|---|" + "---:|" * n]
     for slug, agent, e in entries:

@@ -159,6 +159,7 @@ def run_episode(
     as lost with the error in ``EpisodeResult.error``, and what was played is still learnt from.
     """
     t_start = time.perf_counter()
+    agent.reseed(seed)  # episode i plays the same whatever ran before it (resume, workers)
     obs, info = _reset(env, seed)
     tally = _Tally(env_seconds=time.perf_counter() - t_start)
     agent.begin(env.task_id, episode_id)

@@ -126,7 +126,7 @@ def compare(
                 config.execution,
                 on_progress=lambda n: progress.update(task, completed=done_before + n),
             )
-        except ImportError as err:  # the ray backend without Ray
+        except (ImportError, RuntimeError) as err:  # no Ray, or Ray cannot start
             raise fail(str(err)) from err
     _render(out)
     if errors:

@@ -17,6 +17,7 @@ from jitrl.config import JitRLConfig, Selection
 from jitrl.envs import make_env
 from jitrl.envs.base import TextEnv
 from jitrl.execution import Backend, ExecutionConfig
+from jitrl.memory.postgres_schema import redact_url
 from jitrl.parallel import RunSpec, run_parallel
 from jitrl.prompts import prompt_config_for
 from jitrl.reflection import ReflectionConfig
@@ -145,11 +146,12 @@ def run(
         cfg = replace(cfg, reflection=ReflectionConfig(weight=reflect))
     if workers > 1 or backend != "process":
         if abstract_states:
-            raise fail("--abstract-states runs with one worker (its cache is one file)")
+            raise fail("--abstract-states runs in this process only (no --workers, --backend)")
         try:
             execution = ExecutionConfig(cast(Backend, backend), workers, ray_address)
             per_worker = threads or max(1, (os.cpu_count() or 1) // workers)  # share the cores
-            spec = RunSpec(env, agent, model, memory, max_steps, seed, cfg, per_worker)
+            shared = _absolute(memory)  # workers may start elsewhere (a Ray cluster)
+            spec = RunSpec(env, agent, model, shared, max_steps, seed, cfg, per_worker)
         except ValueError as err:
             raise fail(str(err)) from err
         _run_parallel(spec, execution, episodes, out)
@@ -167,7 +169,7 @@ def run(
         "agent": agent,
         "max_steps": max_steps,
         "seed": seed,
-        "memory": memory if store else None,
+        "memory": redact_url(memory) if store else None,
         "model": model if llm else None,
         "config": repr(cfg),
     }
@@ -190,7 +192,7 @@ def _run_parallel(spec: RunSpec, execution: ExecutionConfig, episodes: int, out:
         "agent": spec.agent,
         "max_steps": spec.max_steps,
         "seed": spec.seed,
-        "memory": spec.memory if spec.agent in MEMORY_AGENTS else None,
+        "memory": redact_url(spec.memory) if spec.memory and spec.agent in MEMORY_AGENTS else None,
         "model": spec.model if spec.agent in LLM_AGENTS else None,
         "config": repr(spec.config),
         "workers": execution.workers,
@@ -208,7 +210,12 @@ def _run_parallel(spec: RunSpec, execution: ExecutionConfig, episodes: int, out:
                 execution=execution,
                 on_episode=lambda _: progress.advance(task),
             )
-        except (RuntimeError, ImportError) as err:
+        except (RuntimeError, ImportError, ValueError) as err:
             raise fail(f"{err} (finished episodes are kept in {out})", code=1) from err
     console.print(_episode_table(results))
     console.print(f"Output: {out}")
+
+
+def _absolute(memory: str) -> str:
+    """A store path made absolute; URLs unchanged."""
+    return memory if "://" in memory else str(Path(memory).expanduser().resolve())

@@ -128,15 +128,15 @@ class PostgresConfig:
 
 
 def _use_schema(conn: Connection[Any], where: str, schema: str, create: bool) -> None:
-    """Point ``conn``'s ``search_path`` at ``schema`` (created first when ``create``)."""
+    """Point ``conn``'s ``search_path`` at ``schema`` (created first when missing and
+    ``create``; an existing schema needs no CREATE privilege on the database)."""
     from psycopg import sql
 
-    if create:
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-    elif (
-        conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone() is None
-    ):
+    found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+    if found is None and not create:
         raise StoreError(f"{where}: no jitrl store in schema {schema!r} (it does not exist)")
+    if found is None:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
     conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
 
 

@@ -158,7 +158,7 @@ def save_index(index: MemoryIndex, folder: Path | None = None, store: object = N
     """Save ``index``'s candidate index (LSH or vector) to ``folder`` or beside ``store``.
 
     Returns the folder written, or None when there is nothing to save (``exact`` index, or no
-    folder and no store path).
+    folder and no store path) or saving failed (logged: the index is rebuilt on the next open).
     """
     cand = index.candidates
     if not isinstance(cand, PersistentIndex):
@@ -184,6 +184,9 @@ def save_index(index: MemoryIndex, folder: Path | None = None, store: object = N
         if folder.exists():
             folder.rename(old)
         tmp.rename(folder)
+    except OSError as err:  # e.g. another process saving the same index at this moment
+        log.warning("could not save the index to %s (%s); the next open rebuilds it", folder, err)
+        return None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)

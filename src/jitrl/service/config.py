@@ -80,6 +80,8 @@ class ServiceConfig:
     follow_store: bool = True
     """Before opening an episode, index the episodes that other processes (other servers,
     ``jitrl run`` workers) stored in the same memory since the last check."""
+    follow_store_seconds: float = 2.0
+    """Look at most this often (a look lists the store's episode ids)."""
     seed: int = 0
     """Seed of the learner's generator (used when ``jitrl.policy.selection`` is ``sample``)."""
     log_level: str = "info"
@@ -102,6 +104,7 @@ class ServiceConfig:
         self._check_limit("max_text_chars", self.max_text_chars, HARD_MAX_TEXT_CHARS)
         self._check_limit("max_open_episodes", self.max_open_episodes, None)
         _check(isinstance(self.follow_store, bool), "follow_store must be a bool")
+        self._check_seconds("follow_store_seconds", self.follow_store_seconds)
         _check(_is_int(self.seed), "seed must be an int")
         _check(self.log_level.lower() in _LOG_LEVELS, f"log_level must be one of {_LOG_LEVELS}")
         _check(isinstance(self.jitrl, JitRLConfig), "jitrl must be a JitRLConfig")

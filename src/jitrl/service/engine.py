@@ -10,6 +10,7 @@ re-entrant lock. Operations fail with :class:`ServiceError`, which carries the H
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
@@ -85,6 +86,8 @@ class Engine:
         self.expired = {"stored": 0, "dropped": 0}
         self._lock = threading.RLock()
         self._closed = False
+        self._clock = clock
+        self._synced = -math.inf  # when the store was last looked at (follow_store)
 
     @property
     def indexed(self) -> int:
@@ -100,10 +103,7 @@ class Engine:
                 raise ServiceError(409, f"episode {eid!r} is already open")
             if self.jit.store is not None and self.jit.store.has_episode(eid):
                 raise ServiceError(409, f"episode {eid!r} is already stored; use a new id")
-            if self.config.follow_store:
-                added = self.jit.sync()
-                if added:
-                    log.info("memory: %d records stored by other processes indexed", added)
+            self._follow_store()
             try:
                 return self.sessions.add(self.jit.episode(task_id, eid))
             except RegistryFull as exc:
@@ -211,9 +211,21 @@ class Engine:
             self._closed = True
             for session in self.sessions.pop_all():
                 self._expire(session, "the server shut down")
-            self.jit.close()
-            if self.model is not None:
-                self.model.close()
+            try:
+                self.jit.close()
+            finally:
+                if self.model is not None:
+                    self.model.close()
+
+    def _follow_store(self) -> None:
+        """Index what other processes stored, at most once per ``follow_store_seconds``."""
+        now = self._clock()
+        if not self.config.follow_store or now - self._synced < self.config.follow_store_seconds:
+            return
+        self._synced = now
+        added = self.jit.sync()
+        if added:
+            log.info("memory: %d records stored by other processes indexed", added)
 
     def _check_scorable(self, logits: Sequence[float] | None, prompt: Prompt | None) -> None:
         if logits is not None:
