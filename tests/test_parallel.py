@@ -254,3 +254,12 @@ def _actions(folder: Path) -> list[str]:
 def test_compare_memory_must_be_postgres():
     with pytest.raises(ValueError, match="postgresql"):
         CompareConfig({"tw1": "textworld:1"}, memory="memory.sqlite")
+
+
+def test_a_cluster_needs_a_server_store(tmp_path):
+    with pytest.raises(ValueError, match="postgresql"):
+        CompareConfig({"tw1": "textworld:1"}, backend="ray", ray_address="ray://head:10001")
+    cluster = ExecutionConfig(backend="ray", address="ray://head:10001")
+    with pytest.raises(ValueError, match="postgresql"):
+        run_parallel(_spec(tmp_path / "m.sqlite"), RunWriter(tmp_path, {}), episodes=1,
+                     execution=cluster)  # fmt: skip

@@ -41,6 +41,10 @@ JERICHO_SUFFIXES = (".z3", ".z4", ".z5", ".z8")
 POLL_SECONDS = 2.0
 """How often the parent process counts finished episodes for the progress bar."""
 SELECTIONS: tuple[Selection, ...] = ("greedy", "sample")
+CLUSTER_MEMORY_HINT = (
+    "a Ray cluster needs --memory postgresql://... (workers on other machines cannot share "
+    "SQLite files safely)"
+)
 SCHEMA_PREFIX = "jitrl_"
 """Prefix of the per-job schemas in a PostgreSQL ``memory``."""
 SETTINGS_FILE = "compare.json"
@@ -136,6 +140,8 @@ class CompareConfig:
                 "memory.sqlite in its run folder)"
             )
         ExecutionConfig(self.backend, self.workers, self.ray_address)  # validates them
+        if self.ray_address is not None and self.memory is None:
+            raise ValueError(CLUSTER_MEMORY_HINT)
 
     @property
     def execution(self) -> ExecutionConfig:

@@ -25,6 +25,7 @@ from jitrl.agents import MEMORY_AGENTS, Agent, LLMAgent, agent_model, make_agent
 from jitrl.config import JitRLConfig
 from jitrl.envs import make_env
 from jitrl.execution import ExecutionConfig, open_executor
+from jitrl.experiments import CLUSTER_MEMORY_HINT
 from jitrl.llm.cache import CachedModel
 from jitrl.memory import open_store
 from jitrl.memory.base import stored_episode_ids
@@ -155,12 +156,15 @@ def run_parallel(
     """Play ``episodes`` more episodes in rounds of ``execution.workers`` (see module doc).
 
     Raises:
-        ValueError: ``qlearn`` with more than one worker.
+        ValueError: ``qlearn`` with more than one worker, or a cluster without a server store.
         RuntimeError: an episode failed outside the environment (the model, the store); the
             episodes before it in the round are stored and written first.
     """
     if spec.agent in SEQUENTIAL_AGENTS and execution.workers > 1:
         raise ValueError(f"{spec.agent} learns in the order of its own updates: use 1 worker")
+    server = spec.memory is not None and "://" in spec.memory
+    if execution.address is not None and spec.agent in MEMORY_AGENTS and not server:
+        raise ValueError(CLUSTER_MEMORY_HINT)
     store = open_store(spec.memory) if spec.memory and spec.agent in MEMORY_AGENTS else None
     with closing(store) if store is not None else nullcontext(), open_executor(execution) as pool:
         visible = stored_episode_ids(store) if store is not None else []
