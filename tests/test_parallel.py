@@ -97,7 +97,7 @@ def _fails(x: int) -> int:
 
 
 def test_process_executor_returns_results_and_errors():
-    with ProcessExecutor(ExecutionConfig(workers=2, poll_seconds=0.5)) as ex:
+    with closing(ProcessExecutor(ExecutionConfig(workers=2, poll_seconds=0.5))) as ex:
         handles = [ex.submit(_fails, i) for i in range(4)]
         got = {handles.index(h): r for h, r in ex.as_completed(handles) if h is not None}
     assert {i: got[i] for i in (0, 1, 3)} == {0: 0, 1: 10, 3: 30}

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def local_ray() -> Iterator[None]:
 
 def test_ray_executor_returns_results_and_task_errors(local_ray):
     config = ExecutionConfig(backend="ray", workers=2, poll_seconds=0.5)
-    with RayExecutor(config) as ex:
+    with closing(RayExecutor(config)) as ex:
         handles = [ex.submit(_fails, i) for i in range(5)]
         got = {handles.index(h): r for h, r in ex.as_completed(handles) if h is not None}
     assert {i: got[i] for i in (0, 1, 3, 4)} == {0: 0, 1: 10, 3: 30, 4: 40}

@@ -3,7 +3,7 @@
 Both backends run picklable functions on picklable arguments with at most ``workers`` of them at
 a time, and hand back each result or the exception it raised::
 
-    with open_executor(ExecutionConfig(backend="ray", workers=2)) as ex:
+    with closing(open_executor(ExecutionConfig(backend="ray", workers=2))) as ex:
         handles = [ex.submit(play, job) for job in jobs]
         for handle in ex.as_completed(handles):
             ...
@@ -22,7 +22,6 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Literal, Protocol
 
 log = logging.getLogger(__name__)
@@ -74,40 +73,15 @@ class Executor(Protocol):
         ...
 
     def close(self) -> None:
-        """Stop the workers."""
+        """Stop the workers (use the executor in ``contextlib.closing``)."""
         ...
-
-    def __enter__(self) -> Executor: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
 
 
 def _init_worker(level: int) -> None:
     logging.basicConfig(level=level, format="%(processName)s %(message)s")
 
 
-class _Closing:
-    def close(self) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def __enter__(self) -> Any:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class ProcessExecutor(_Closing):
+class ProcessExecutor:
     """A pool of ``workers`` processes on this machine."""
 
     def __init__(self, config: ExecutionConfig) -> None:
@@ -171,7 +145,7 @@ def _init_args(config: ExecutionConfig) -> dict[str, Any]:
     }
 
 
-class RayExecutor(_Closing):
+class RayExecutor:
     """Ray tasks (one CPU each), at most ``workers`` in flight; a local Ray is started and
     stopped here, a cluster given by ``address`` is joined and left."""
 

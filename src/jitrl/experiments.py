@@ -18,7 +18,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterable
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -358,7 +358,7 @@ def run_jobs(
         execution = ExecutionConfig(workers=execution, poll_seconds=POLL_SECONDS)
     pending = [j for j in jobs if j.done() < j.episodes]
     errors: list[str] = []
-    with open_executor(execution) as pool:
+    with closing(open_executor(execution)) as pool:
         handles = {pool.submit(run_job, j): j for j in pending}
         for handle, result in pool.as_completed(list(handles)):
             if handle is not None:

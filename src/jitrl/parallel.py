@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from contextlib import closing, nullcontext
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from multiprocessing.util import Finalize
 from typing import Any
@@ -165,8 +165,11 @@ def run_parallel(
     server = spec.memory is not None and "://" in spec.memory
     if execution.address is not None and spec.agent in MEMORY_AGENTS and not server:
         raise ValueError(CLUSTER_MEMORY_HINT)
-    store = open_store(spec.memory) if spec.memory and spec.agent in MEMORY_AGENTS else None
-    with closing(store) if store is not None else nullcontext(), open_executor(execution) as pool:
+    with ExitStack() as stack:
+        store = None
+        if spec.memory and spec.agent in MEMORY_AGENTS:
+            store = stack.enter_context(closing(open_store(spec.memory)))
+        pool = stack.enter_context(closing(open_executor(execution)))
         visible = stored_episode_ids(store) if store is not None else []
         run_id = uuid.uuid4().hex[:8]
         done: list[EpisodeResult] = []
