@@ -39,9 +39,10 @@ from jitrl.envs.factory import make_env
 from jitrl.llm import LanguageModel, Prompt, ScoreResult, load_model
 from jitrl.llm.cache import CachedModel
 from jitrl.llm.llamacpp import LlamaCppConfig, LlamaCppModel, embedded_model_path
+from jitrl.llm.local_server import SERVED_NAME, local_server
 from jitrl.llm.openai import ApiClient, ExactScorer, OpenAIConfig
 from jitrl.runner import run_episode
-from logit_modes_lib import SERVED_NAME, fidelity, serve
+from logit_modes_lib import fidelity
 
 log = logging.getLogger("logit_modes")
 REPO = Path(__file__).resolve().parents[1]
@@ -364,7 +365,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     with (
         tempfile.TemporaryDirectory() as folder,
-        serve(args.threads, Path(folder) / "server.log") as url,
+        local_server(threads=args.threads, log_path=Path(folder) / "server.log") as url,
         LlamaCppModel(LlamaCppConfig(n_threads=args.threads)) as reference,
     ):
         measured = measure(args, url, reference)

@@ -24,11 +24,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 
 import numpy as np
@@ -36,6 +31,7 @@ import pytest
 
 from jitrl.llm import Prompt, load_model
 from jitrl.llm.llamacpp import LlamaCppConfig, LlamaCppModel, embedded_model_path, log_softmax
+from jitrl.llm.local_server import local_server
 from jitrl.llm.openai import ExactModeRefused, OpenAIConfig, OpenAIModel
 from jitrl.llm.openai.labelled import LABELS, labelled_user
 
@@ -66,54 +62,19 @@ CHATML_GENERATION = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_ready(process: subprocess.Popen[bytes], url: str) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            err = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            pytest.fail(f"llama_cpp.server exited with {process.returncode}: {err[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/models", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"llama_cpp.server not ready at {url} after {READY_TIMEOUT_S:.0f} s")
-
-
 @pytest.fixture(scope="module")
 def server_url() -> Iterator[str]:
     if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("needs llama-cpp-python[server]: pip install -e '.[dev]'")
     try:
-        model_path = embedded_model_path()
+        embedded_model_path()
     except FileNotFoundError as exc:
         pytest.skip(str(exc))
-    port = _free_port()
-    command = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(model_path),
-        "--model_alias", MODEL, "--host", "127.0.0.1", "--port", str(port),
-        "--logits_all", "true", "--n_threads", "1", "--n_threads_batch", "1",
-        "--verbose", "false",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}/v1"
     try:
-        _wait_ready(process, url)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        with local_server(alias=MODEL, ready_timeout_s=READY_TIMEOUT_S) as url:
+            yield url
+    except RuntimeError as exc:  # the server did not start
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")
@@ -197,3 +158,11 @@ def test_labelled_mode_matches_the_in_process_label_distribution(
     assert np.abs(np.subtract(remote, local)).max() < LABEL_TOLERANCE_NATS, (remote, local)
     local_probs = np.exp(np.subtract(local, np.logaddexp.reduce(local)))
     assert np.abs(np.exp(result.logprobs) - local_probs).max() < PROB_TOLERANCE
+
+
+def test_a_server_that_cannot_start_is_a_clear_error(tmp_path) -> None:
+    if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("needs llama-cpp-python[server]: pip install -e '.[dev]'")
+    missing = tmp_path / "missing.gguf"
+    with pytest.raises(RuntimeError, match="exited with"), local_server(missing):
+        pass
