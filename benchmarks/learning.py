@@ -90,7 +90,7 @@ def main() -> None:
         jobs = [j for j in make_jobs(config, out) if not only or j.slug in only]
         errors = run_jobs(
             ordered(jobs, games),
-            config.workers,
+            config.execution,
             on_job=lambda r: log.info(
                 "%s/%s/seed%d: %s", r["slug"], r["agent"], r["seed"], r["scores"]
             ),

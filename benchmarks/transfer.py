@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def run(config: CompareConfig, out: Path) -> dict[str, Any]:
     write_settings(config, out)
-    for err in run_jobs(make_jobs(config, out), config.workers):
+    for err in run_jobs(make_jobs(config, out), config.execution):
         log.error("failed: %s", err)
     return render_report(out)
 

@@ -103,7 +103,7 @@ def test_compare_runs_every_agent_and_reports(tmp_path):
     jobs = make_jobs(config, tmp_path)
     assert len(jobs) == 10
     seen = []
-    errors = run_jobs(jobs, config.workers, on_job=seen.append)
+    errors = run_jobs(jobs, config.execution, on_job=seen.append)
     assert errors == []
     assert sorted((r["agent"], r["seed"]) for r in seen) == sorted(
         (a, s) for a in config.agents for s in config.seeds
@@ -122,14 +122,14 @@ def test_compare_runs_every_agent_and_reports(tmp_path):
     assert env["random"]["cost"]["llm_calls_per_episode"] == 0
     assert env["static"]["cost"]["llm_calls_per_episode"] > 0
     # rerunning finds nothing to do
-    assert run_jobs(make_jobs(config, tmp_path), 2, on_job=seen.append) == []
+    assert run_jobs(make_jobs(config, tmp_path), config.execution, on_job=seen.append) == []
     assert len(seen) == 10
 
 
 def test_warm_start_copies_memory_and_counts_foreign_neighbours(tmp_path):
     cold = _config(agents=("jitrl",), seeds=(1,), workers=1)
     write_settings(cold, tmp_path / "cold")
-    assert run_jobs(make_jobs(cold, tmp_path / "cold"), 1) == []
+    assert run_jobs(make_jobs(cold, tmp_path / "cold"), cold.execution) == []
     # the same game's experience, relabelled as another task's: states match across tasks
     source = open_store(tmp_path / "cold/runs/tw1/jitrl/seed1/memory.sqlite", create=False)
     other = tmp_path / "other.sqlite"
@@ -143,7 +143,7 @@ def test_warm_start_copies_memory_and_counts_foreign_neighbours(tmp_path):
     store.close()
     warm = _config(agents=("jitrl",), seeds=(1,), workers=1, warm_from=str(other))
     write_settings(warm, tmp_path / "warm")
-    assert run_jobs(make_jobs(warm, tmp_path / "warm"), 1) == []
+    assert run_jobs(make_jobs(warm, tmp_path / "warm"), warm.execution) == []
     path = tmp_path / "warm/runs/tw1/jitrl/seed1/episodes.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert rows[0]["memory_size"] == stored + rows[0]["steps"]
@@ -166,7 +166,7 @@ def test_failed_job_is_reported_and_others_finish(tmp_path):
         workers=1,
     )
     write_settings(config, tmp_path)
-    errors = run_jobs(make_jobs(config, tmp_path), 1)
+    errors = run_jobs(make_jobs(config, tmp_path), config.execution)
     assert len(errors) == 1 and "bad/random/seed1" in errors[0]
     assert (tmp_path / "runs/tw1/random/seed1/episodes.jsonl").read_text().count("\n") == 3
 
@@ -229,7 +229,7 @@ def test_sampling_makes_seeds_differ_and_is_pinned(tmp_path):
     sample = replace(greedy, selection="sample")
     for name, cfg in (("greedy", greedy), ("sample", sample)):
         write_settings(cfg, tmp_path / name)
-        assert run_jobs(make_jobs(cfg, tmp_path / name), 1) == []
+        assert run_jobs(make_jobs(cfg, tmp_path / name), cfg.execution) == []
 
     def actions(name: str, seed: int) -> list[str]:
         path = tmp_path / name / "runs" / "tw1" / "jitrl" / f"seed{seed}" / "decisions.jsonl"

@@ -38,8 +38,6 @@ log = logging.getLogger(__name__)
 
 JERICHO_SUFFIXES = (".z3", ".z4", ".z5", ".z8")
 """Game files that ``jericho:DIR`` picks up in a folder."""
-POLL_SECONDS = 2.0
-"""How often the parent process counts finished episodes for the progress bar."""
 SELECTIONS: tuple[Selection, ...] = ("greedy", "sample")
 CLUSTER_MEMORY_HINT = (
     "a Ray cluster needs --memory postgresql://... (workers on other machines cannot share "
@@ -146,7 +144,7 @@ class CompareConfig:
     @property
     def execution(self) -> ExecutionConfig:
         """Where the jobs run."""
-        return ExecutionConfig(self.backend, self.workers, self.ray_address, POLL_SECONDS)
+        return ExecutionConfig(self.backend, self.workers, self.ray_address)
 
     @property
     def worker_threads(self) -> int:
@@ -344,18 +342,16 @@ def run_job(job: Job) -> dict[str, Any]:
 
 def run_jobs(
     jobs: Iterable[Job],
-    execution: ExecutionConfig | int,
+    execution: ExecutionConfig,
     on_progress: Callable[[int], None] | None = None,
     on_job: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[str]:
-    """Run jobs in parallel (``execution``, or a number of worker processes); returns the
-    errors of jobs that failed (the others go on).
+    """Run jobs in parallel as ``execution`` says; returns the errors of jobs that failed (the
+    others go on).
 
     ``on_progress`` gets the total of finished episodes every few seconds; ``on_job`` each
     finished job's result.
     """
-    if isinstance(execution, int):
-        execution = ExecutionConfig(workers=execution, poll_seconds=POLL_SECONDS)
     pending = [j for j in jobs if j.done() < j.episodes]
     errors: list[str] = []
     with closing(open_executor(execution)) as pool:

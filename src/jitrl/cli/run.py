@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 import typer
 from rich.table import Table
@@ -164,15 +164,7 @@ def run(
         abstractor = StateAbstractor(llm, cache_path=out / "abstract-states.jsonl")
     prompts = prompt_config_for(env)
     player = make_agent(agent, llm, store, cfg, seed=seed, prompts=prompts, abstractor=abstractor)
-    settings = {
-        "env": env,
-        "agent": agent,
-        "max_steps": max_steps,
-        "seed": seed,
-        "memory": redact_url(memory) if store else None,
-        "model": model if llm else None,
-        "config": repr(cfg),
-    }
+    settings = _settings(RunSpec(env, agent, model, memory, max_steps, seed, cfg, threads))
     try:
         results = _play(game, player, RunWriter(out, settings), episodes, seed)
     finally:  # finished episodes are already stored; release the game, store and model
@@ -185,19 +177,23 @@ def run(
     console.print(f"{cache}Output: {out}")
 
 
-def _run_parallel(spec: RunSpec, execution: ExecutionConfig, episodes: int, out: Path) -> None:
-    """``--workers N`` / ``--backend ray``: rounds of N episodes sharing one memory."""
-    settings = {
+def _settings(spec: RunSpec) -> dict[str, Any]:
+    """What the run folder's ``summary.json`` records (the store's URL without password)."""
+    memory = spec.memory if spec.memory and spec.agent in MEMORY_AGENTS else None
+    return {
         "env": spec.env,
         "agent": spec.agent,
         "max_steps": spec.max_steps,
         "seed": spec.seed,
-        "memory": redact_url(spec.memory) if spec.memory and spec.agent in MEMORY_AGENTS else None,
+        "memory": redact_url(memory) if memory else None,
         "model": spec.model if spec.agent in LLM_AGENTS else None,
         "config": repr(spec.config),
-        "workers": execution.workers,
-        "backend": execution.backend,
     }
+
+
+def _run_parallel(spec: RunSpec, execution: ExecutionConfig, episodes: int, out: Path) -> None:
+    """``--workers N`` / ``--backend ray``: rounds of N episodes sharing one memory."""
+    settings = {**_settings(spec), "workers": execution.workers, "backend": execution.backend}
     writer = RunWriter(out, settings)
     progress = progress_bar()
     with progress:
