@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from bench_md import replace_block
-from jitrl.execution import BACKENDS
-from jitrl.experiments import CompareConfig, expand_envs, make_jobs, run_jobs, write_settings
-from jitrl.report import render_report
+from jitrl.analysis.report import render_report
+from jitrl.running.compare import CompareConfig, expand_envs, make_jobs, run_jobs, write_settings
+from jitrl.running.executors import BACKENDS
 
 log = logging.getLogger("backends")
 REPO = Path(__file__).resolve().parents[1]

@@ -35,9 +35,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from jitrl.agents.prompts import build_prompt
 from jitrl.llm import Prompt
 from jitrl.llm.llamacpp import LlamaCppConfig, LlamaCppModel
-from jitrl.prompts import build_prompt
 
 log = logging.getLogger("decision")
 REPO = Path(__file__).resolve().parents[1]

@@ -21,8 +21,15 @@ from pathlib import Path
 
 from bench_md import replace_block
 from jitrl.agents import AGENTS, LLM_AGENTS
-from jitrl.experiments import CompareConfig, Job, expand_envs, make_jobs, run_jobs, write_settings
-from jitrl.report import render_report
+from jitrl.analysis.report import render_report
+from jitrl.running.compare import (
+    CompareConfig,
+    Job,
+    expand_envs,
+    make_jobs,
+    run_jobs,
+    write_settings,
+)
 
 log = logging.getLogger("learning")
 REPO = Path(__file__).resolve().parents[1]

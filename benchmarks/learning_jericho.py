@@ -25,7 +25,7 @@ from jitrl.envs import make_env
 from jitrl.llm import load_model
 from jitrl.llm.cache import CachedModel
 from jitrl.memory import open_store
-from jitrl.runner import RunWriter, run_episodes
+from jitrl.running.run_folder import RunWriter, run_episodes
 
 log = logging.getLogger("learning")
 REPO = Path(__file__).resolve().parents[1]

@@ -34,14 +34,14 @@ import numpy as np
 
 from bench_md import replace_block
 from jitrl.agents import make_agent
-from jitrl.config import JitRLConfig, PolicyConfig
 from jitrl.envs.factory import make_env
 from jitrl.llm import LanguageModel, Prompt, ScoreResult, load_model
 from jitrl.llm.cache import CachedModel
 from jitrl.llm.llamacpp import LlamaCppConfig, LlamaCppModel, embedded_model_path
 from jitrl.llm.local_server import SERVED_NAME, local_server
 from jitrl.llm.openai import ApiClient, ExactScorer, OpenAIConfig
-from jitrl.runner import run_episode
+from jitrl.method.config import JitRLConfig, PolicyConfig
+from jitrl.running.loop import run_episode
 from logit_modes_lib import fidelity
 
 log = logging.getLogger("logit_modes")

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jitrl.config import PolicyConfig
 from jitrl.llm import ScoreResult
+from jitrl.method.config import PolicyConfig
 
 LENGTH_NORMALISE = PolicyConfig().length_normalise
 """The agent's base logits are per-token means (``ScoreResult.logits``) unless configured off."""

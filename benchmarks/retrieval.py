@@ -1,8 +1,8 @@
 """Retrieval at scale: exact scan vs MinHash LSH vs vector index, at 10k, 100k and 1M records.
 
 For each memory (``synthetic`` and ``jericho``, see ``retrieval_data.py``) and size, one
-:class:`~jitrl.similarity.MemoryIndex` is built and each candidate index is switched in over the
-same records (:meth:`~jitrl.similarity.MemoryIndex.set_candidates`):
+:class:`~jitrl.retrieval.index.MemoryIndex` is built and each candidate index is switched in over
+the same records (:meth:`~jitrl.retrieval.index.MemoryIndex.set_candidates`):
 
 - ``exact``: the default inverted n-gram index (every state sharing an n-gram is scored);
 - ``lsh``: :class:`~jitrl.retrieval.lsh.MinHashLSHIndex`, re-scored exactly;
@@ -43,13 +43,13 @@ from typing import Any
 
 import numpy as np
 
-from jitrl.config import RetrievalConfig, ValueConfig
+from jitrl.method.config import RetrievalConfig, ValueConfig
+from jitrl.method.types import Neighbour, State
+from jitrl.method.values import estimate
 from jitrl.retrieval import CandidateIndex, ExactIndex
+from jitrl.retrieval.index import MemoryIndex
 from jitrl.retrieval.lsh import MinHashLSHIndex
 from jitrl.retrieval.vector import HashingEmbedder, VectorIndex
-from jitrl.similarity import MemoryIndex
-from jitrl.types import Neighbour, State
-from jitrl.values import estimate
 from retrieval_data import JerichoMemory, SyntheticWorld, jericho_traces, queries, take
 
 log = logging.getLogger("retrieval")

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from jitrl.types import Experience, State
+from jitrl.method.types import Experience, State
 
 Step = tuple[str, str | None, str]
 """(state text, state key, action) of one recorded decision."""

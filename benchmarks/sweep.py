@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from jitrl.agents import make_agent
-from jitrl.config import JitRLConfig
 from jitrl.envs import make_env
 from jitrl.llm import load_model
 from jitrl.llm.cache import CachedModel
 from jitrl.memory import open_store
-from jitrl.runner import RunWriter, run_episodes
+from jitrl.method.config import JitRLConfig
+from jitrl.running.run_folder import RunWriter, run_episodes
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE_ENTRIES = 200_000

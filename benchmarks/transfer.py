@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from bench_md import replace_block
-from jitrl.experiments import CompareConfig, expand_envs, make_jobs, run_jobs, write_settings
+from jitrl.analysis.report import render_report
 from jitrl.memory import open_store
 from jitrl.memory.jsonl import add_episodes, group_episodes
-from jitrl.report import render_report
+from jitrl.running.compare import CompareConfig, expand_envs, make_jobs, run_jobs, write_settings
 
 log = logging.getLogger("transfer")
 REPO = Path(__file__).resolve().parents[1]

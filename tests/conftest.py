@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from jitrl.memory.base import StoreStats
-from jitrl.types import Experience
+from jitrl.method.types import Experience
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ from contextlib import closing
 from dataclasses import dataclass
 
 from jitrl.memory import open_store
-from jitrl.types import Experience, State
+from jitrl.method.types import Experience, State
 
 PROCESS_TIMEOUT_S = 600
 MAX_STEPS = 5

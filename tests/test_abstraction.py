@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jitrl.abstraction import (
+from jitrl.agents.abstraction import (
     AbstractionConfig,
     StateAbstractor,
     build_prompt,
@@ -119,7 +119,7 @@ def test_garbage_falls_back_and_is_not_asked_again(
     path = tmp_path / "states.jsonl"
     model = ScriptedModel(generations=[answer])
     abstractor = StateAbstractor(model, cache_path=path)
-    with caplog.at_level(logging.WARNING, logger="jitrl.abstraction"):
+    with caplog.at_level(logging.WARNING, logger="jitrl.agents.abstraction"):
         assert abstractor(KITCHEN, [], "env text") == "env text"
     assert "garbage" in caplog.text
     assert abstractor(KITCHEN, [], "newer env text") == "newer env text"
@@ -133,7 +133,7 @@ def test_model_errors_fall_back_uncached(caplog: pytest.LogCaptureFixture) -> No
     model = ScriptedModel(generations=[ANSWER])
     model.close()
     abstractor = StateAbstractor(model)
-    with caplog.at_level(logging.WARNING, logger="jitrl.abstraction"):
+    with caplog.at_level(logging.WARNING, logger="jitrl.agents.abstraction"):
         assert abstractor(KITCHEN, [], "env") == "env"
         assert abstractor(KITCHEN, [], "env") == "env"
     assert (abstractor.calls, abstractor.hits, abstractor.fallbacks) == (2, 0, 2)
@@ -144,7 +144,7 @@ def test_bad_cache_lines_are_skipped(tmp_path: Path, caplog: pytest.LogCaptureFi
     path = tmp_path / "states.jsonl"
     good = json.dumps({"key": "k1", "text": "location: Hall"})
     path.write_text(f'{good}\nnot json\n{{"key": 3, "text": "x"}}\n["a"]\n{{"key": "k2"')
-    with caplog.at_level(logging.WARNING, logger="jitrl.abstraction"):
+    with caplog.at_level(logging.WARNING, logger="jitrl.agents.abstraction"):
         assert load_cache(path) == {"k1": "location: Hall"}
     assert "4 unreadable lines" in caplog.text
     assert load_cache(tmp_path / "missing.jsonl") == {}

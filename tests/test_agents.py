@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jitrl.agents import AGENTS, LLMAgent, make_agent
-from jitrl.baselines import QLearnAgent, RandomAgent
+from jitrl.agents.baselines import QLearnAgent, RandomAgent
 from jitrl.llm.scripted import ScriptedModel
 from jitrl.memory import open_store
 from tests.conftest import ListStore

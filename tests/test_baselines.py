@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jitrl.baselines import QLearnAgent, QLearnConfig, RandomAgent, state_id
+from jitrl.agents.baselines import QLearnAgent, QLearnConfig, RandomAgent, state_id
 from jitrl.memory import open_store
-from jitrl.runner import run_episode
-from jitrl.types import State
+from jitrl.method.types import State
+from jitrl.running.loop import run_episode
 
 ACTIONS = ["go left", "go right", "wait", "jump"]
 

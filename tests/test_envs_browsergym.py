@@ -37,7 +37,7 @@ from jitrl.envs.web_benchmarks import (
 )
 from jitrl.envs.web_browser import BROWSER_ENV_VAR, WATCHDOG_SWITCH, find_browser, kill_marked
 from jitrl.envs.web_candidates import parse_action
-from jitrl.types import State
+from jitrl.method.types import State
 
 FAST_FAIL_S = 15.0
 """A browser that cannot start must fail within this (the launch itself fails at once)."""

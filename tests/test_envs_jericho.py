@@ -26,7 +26,7 @@ from jitrl.envs.jericho import (
     is_meta_command,
     normalise_observation,
 )
-from jitrl.types import State
+from jitrl.method.types import State
 
 from .conftest import jericho_dir
 

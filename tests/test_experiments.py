@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from jitrl.experiments import (
+from jitrl.analysis.report import render_report
+from jitrl.memory import open_store
+from jitrl.memory.jsonl import group_episodes
+from jitrl.running.compare import (
     CompareConfig,
     Price,
     expand_envs,
@@ -21,9 +24,6 @@ from jitrl.experiments import (
     run_jobs,
     write_settings,
 )
-from jitrl.memory import open_store
-from jitrl.memory.jsonl import group_episodes
-from jitrl.report import render_report
 
 pytest.importorskip("textworld")
 
@@ -207,7 +207,7 @@ def test_cli_compare_killed_midway_resumes(tmp_path):
 
 
 def test_resume_drops_the_decisions_of_an_episode_cut_short(tmp_path):
-    from jitrl.runner import RunWriter
+    from jitrl.running.run_folder import RunWriter
 
     rows = [(0, 0), (0, 1), (1, 0), (1, 1)]  # episode 1 never finished; its last line is cut
     lines = [json.dumps({"episode": e, "step": s, "pad": "x" * 3000}) for e, s in rows]

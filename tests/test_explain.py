@@ -3,9 +3,9 @@ import math
 
 import pytest
 
-from jitrl.explain import base_probabilities, explain, explain_text, load_decision
-from jitrl.records import decision_record
-from jitrl.types import Decision, Estimates, Experience, Neighbour, State
+from jitrl.analysis.explain import base_probabilities, explain, explain_text, load_decision
+from jitrl.method.types import Decision, Estimates, Experience, Neighbour, State
+from jitrl.running.records import decision_record
 
 CANDS = ("go north", "go south", "take [lamp]")
 

@@ -1,10 +1,16 @@
 import pytest
 
-from jitrl.config import JitRLConfig, PolicyConfig, RetrievalConfig, ReturnConfig, ValueConfig
-from jitrl.learner import JitRL
 from jitrl.llm.base import Prompt
 from jitrl.llm.scripted import ScriptedModel
-from jitrl.types import State
+from jitrl.method.config import (
+    JitRLConfig,
+    PolicyConfig,
+    RetrievalConfig,
+    ReturnConfig,
+    ValueConfig,
+)
+from jitrl.method.learner import JitRL
+from jitrl.method.types import State
 
 CANDS = ["go north", "go south", "eat lamp"]
 
@@ -133,9 +139,9 @@ def test_working_memory_off_repeats_the_llm(list_store):
 
 
 def test_reflection_blends_llm_step_scores_into_stored_rewards():
-    from jitrl.config import JitRLConfig
     from jitrl.llm.scripted import ScriptedModel
-    from jitrl.reflection import ReflectionConfig
+    from jitrl.method.config import JitRLConfig
+    from jitrl.method.reflection import ReflectionConfig
     from tests.conftest import ListStore
 
     cfg = JitRLConfig(reflection=ReflectionConfig(weight=0.5))
@@ -154,9 +160,9 @@ def test_reflection_blends_llm_step_scores_into_stored_rewards():
 
 
 def test_reflection_falls_back_to_env_rewards_on_garbage():
-    from jitrl.config import JitRLConfig
     from jitrl.llm.scripted import ScriptedModel
-    from jitrl.reflection import ReflectionConfig
+    from jitrl.method.config import JitRLConfig
+    from jitrl.method.reflection import ReflectionConfig
     from tests.conftest import ListStore
 
     cfg = JitRLConfig(reflection=ReflectionConfig(weight=0.5))

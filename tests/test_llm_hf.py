@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from jitrl.agents.prompts import build_prompt
 from jitrl.llm import LanguageModel, Prompt, load_model
 from jitrl.llm.hf import ContextOverflowError, HFConfig, HFModel
-from jitrl.prompts import build_prompt
 
 HF_MISSING = not all(importlib.util.find_spec(m) for m in ("torch", "transformers"))
 needs_hf = pytest.mark.skipif(

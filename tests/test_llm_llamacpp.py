@@ -1,7 +1,7 @@
 """LlamaCppModel on the embedded SmolLM2-135M-Instruct: exact shared-cache scoring.
 
 The model tests are marked ``slow`` (they load the real model; CI runs them too) and share one
-model instance. Prompts are built by :func:`jitrl.prompts.build_prompt` from a recorded zork1
+model instance. Prompts are built by :func:`jitrl.agents.prompts.build_prompt` from a recorded zork1
 state, so they look like what the agent sends.
 """
 
@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from jitrl.agents.prompts import build_prompt
 from jitrl.llm import LanguageModel, Prompt, load_model
 from jitrl.llm.llamacpp import (
     ContextOverflowError,
@@ -20,7 +21,6 @@ from jitrl.llm.llamacpp import (
     common_prefix_length,
     embedded_model_path,
 )
-from jitrl.prompts import build_prompt
 
 TOLERANCE_NATS = 1e-3
 """Largest difference allowed between shared-cache and naive scores (measured: exactly 0)."""

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jitrl.memory import ImportResult, SQLiteStore, export_jsonl, import_jsonl
-from jitrl.types import Experience, State
+from jitrl.method.types import Experience, State
 
 
 def episode(episode_id: str, steps: int = 3, task_id: str = "task") -> list[Experience]:

@@ -29,7 +29,7 @@ from jitrl.memory import (
     open_store,
 )
 from jitrl.memory.postgres_schema import SCHEMA_VERSION, decode_text, encode_text, redact_url
-from jitrl.types import Experience, State
+from jitrl.method.types import Experience, State
 from tests import store_workers
 from tests.pg import PostgresServer
 

@@ -24,7 +24,7 @@ from jitrl.memory import (
     migrate_schema,
     open_store,
 )
-from jitrl.types import Experience, State
+from jitrl.method.types import Experience, State
 
 RANDOM_FILE_SIZE = 4096
 FOREIGN_APPLICATION_ID = 0x1234_5678

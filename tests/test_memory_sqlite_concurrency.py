@@ -35,7 +35,7 @@ import pytest
 
 import jitrl
 from jitrl.memory import SQLiteConfig, SQLiteStore
-from jitrl.types import Experience, State
+from jitrl.method.types import Experience, State
 from tests import store_workers
 
 SOURCE_ROOT = str(Path(jitrl.__file__).resolve().parents[1])
@@ -56,7 +56,7 @@ COMMON = textwrap.dedent(
     """
     import os, sys, time
     from jitrl.memory.sqlite import SQLiteConfig, SQLiteStore
-    from jitrl.types import Experience, State
+    from jitrl.method.types import Experience, State
 
     def episode(index, steps, filler=""):
         return [
@@ -94,7 +94,7 @@ APPEND_WORKER = textwrap.dedent(
     """
     import sys
     from jitrl.memory.sqlite import SQLiteStore
-    from jitrl.types import Experience, State
+    from jitrl.method.types import Experience, State
 
     path, worker, count, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     with SQLiteStore(path) as store:

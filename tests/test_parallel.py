@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from jitrl.config import JitRLConfig
-from jitrl.execution import ExecutionConfig, ProcessExecutor
-from jitrl.experiments import CompareConfig, make_jobs, run_job, run_jobs, write_settings
-from jitrl.learner import JitRL
 from jitrl.memory import open_store
 from jitrl.memory.base import episode_records, order_by_episode, stored_episode_ids
-from jitrl.parallel import RunSpec, run_parallel
-from jitrl.runner import RunWriter
-from jitrl.types import Experience, State
+from jitrl.method.config import JitRLConfig
+from jitrl.method.learner import JitRL
+from jitrl.method.types import Experience, State
+from jitrl.running.compare import CompareConfig, make_jobs, run_job, run_jobs, write_settings
+from jitrl.running.executors import ExecutionConfig, ProcessExecutor
+from jitrl.running.rounds import RunSpec, run_parallel
+from jitrl.running.run_folder import RunWriter
 
 
 def _episode(jit: JitRL, episode_id: str, state: str, action: str, reward: float) -> None:
@@ -39,7 +39,7 @@ def test_shared_learner_leaves_storing_to_the_coordinator_and_syncs(tmp_path):
     records = ep.finish()
     assert [r.episode_id for r in records] == ["e2"]
     assert stored_episode_ids(b.store) == ["e1"] and len(b.index) == 0  # nothing stored by b
-    b.store.add_episode(records)  # what jitrl.parallel's coordinator does, in episode order
+    b.store.add_episode(records)  # what jitrl.running.rounds's coordinator does, in episode order
     assert b.sync(["e2", "e1"]) == 2
     assert b.sync() == 0  # nothing new
     assert a.sync() == 1  # a sees e2 now (it had indexed its own e1 at once)
@@ -148,7 +148,7 @@ def test_parallel_run_rounds_share_memory_deterministically(tmp_path):
 
 def test_a_failed_round_stores_nothing_after_the_failure_and_resumes(tmp_path, monkeypatch):
     pytest.importorskip("textworld")
-    import jitrl.parallel as parallel
+    import jitrl.running.rounds as parallel
 
     play = parallel._Worker.play
 

@@ -4,8 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize
 
-from jitrl.config import PolicyConfig
-from jitrl.policy import corrected_logits, select, softmax
+from jitrl.method.config import PolicyConfig
+from jitrl.method.policy import corrected_logits, select, softmax
 
 
 def kl_objective_optimum(pi0, adv, beta):

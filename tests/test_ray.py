@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from jitrl.execution import RAY_HINT, ExecutionConfig, RayExecutor, open_executor
+from jitrl.running.executors import RAY_HINT, ExecutionConfig, RayExecutor, open_executor
 
 pytestmark = pytest.mark.slow
 

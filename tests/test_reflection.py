@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from jitrl.llm import Prompt, ScriptedModel, load_model
 from jitrl.llm.base import LanguageModel
 from jitrl.llm.structured import bare_list, parse_numbers, step_lines
-from jitrl.reflection import (
+from jitrl.method.reflection import (
     ReflectionConfig,
     TrajectoryStep,
     blend,
@@ -126,7 +126,7 @@ def test_scores_are_clamped_to_the_range() -> None:
 def test_wrong_or_missing_scores_fall_back_to_env_rewards(
     answer: str, reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="jitrl.reflection"):
+    with caplog.at_level(logging.WARNING, logger="jitrl.method.reflection"):
         res = reflect(ScriptedModel(generations=[answer]), STEPS, ENV)
     assert res.fallback and res.reason is not None and reason in res.reason
     assert res.rewards == tuple(ENV) and res.scores == ()

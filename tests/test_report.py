@@ -1,4 +1,4 @@
-"""The report of a `jitrl compare` folder (jitrl.report) on a hand-made folder."""
+"""The report of a `jitrl compare` folder (jitrl.analysis.report) on a hand-made folder."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from scipy import stats as sps
 
-from jitrl.report import render_report
+from jitrl.analysis.report import render_report
 
 T1 = sps.t.ppf(0.975, 1)  # 12.706...: the t quantile with two seeds
 OLD_FIELDS = (

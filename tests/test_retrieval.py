@@ -12,9 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jitrl.config import RetrievalConfig
-from jitrl.memory.hygiene import Hygiene, compact
 from jitrl.memory.sqlite import SQLiteStore
+from jitrl.method.config import RetrievalConfig
+from jitrl.method.similarity import ngrams, similarity
+from jitrl.method.types import Experience, State
 from jitrl.retrieval import (
     CandidateIndex,
     ExactIndex,
@@ -24,10 +25,10 @@ from jitrl.retrieval import (
     open_index,
     save_index,
 )
+from jitrl.retrieval.hygiene import Hygiene, compact
+from jitrl.retrieval.index import MemoryIndex
 from jitrl.retrieval.lsh import MinHashLSHIndex
 from jitrl.retrieval.vector import HashingEmbedder, VectorIndex
-from jitrl.similarity import MemoryIndex, ngrams, similarity
-from jitrl.types import Experience, State
 
 WORDS = [
     "room",

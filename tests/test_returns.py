@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jitrl.config import ReturnConfig
-from jitrl.returns import discounted_returns, episode_returns, revisits, step_rewards
+from jitrl.method.config import ReturnConfig
+from jitrl.method.returns import discounted_returns, episode_returns, revisits, step_rewards
 
 
 def test_discounted_returns_by_hand():

@@ -17,8 +17,8 @@ pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
-from jitrl.config import JitRLConfig, PolicyConfig  # noqa: E402
 from jitrl.memory import open_store  # noqa: E402
+from jitrl.method.config import JitRLConfig, PolicyConfig  # noqa: E402
 from jitrl.service import ServiceConfig  # noqa: E402
 from jitrl.service.app import create_app  # noqa: E402
 from jitrl.service.sessions import SessionRegistry  # noqa: E402
@@ -319,7 +319,7 @@ def test_open_episodes_are_stored_at_shutdown(tmp_path: Path) -> None:
 def test_idle_timer_restarts_on_each_use() -> None:
     now = [0.0]
     reg = SessionRegistry(10.0, max_open=2, clock=lambda: now[0])
-    from jitrl.learner import JitRL
+    from jitrl.method.learner import JitRL
 
     jit = JitRL(None)
     reg.add(jit.episode("t", "a"))

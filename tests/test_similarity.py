@@ -4,9 +4,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jitrl.config import RetrievalConfig
-from jitrl.similarity import MemoryIndex, jaccard, ngrams, similarity
-from jitrl.types import Experience, State
+from jitrl.method.config import RetrievalConfig
+from jitrl.method.similarity import jaccard, ngrams, similarity
+from jitrl.method.types import Experience, State
+from jitrl.retrieval.index import MemoryIndex
 
 
 def exp(text, action="go north", ret=1.0, key=None, ep="e", step=0):

@@ -1,4 +1,4 @@
-"""Confidence intervals, learning curves and AUC (jitrl.stats)."""
+"""Confidence intervals, learning curves and AUC (jitrl.analysis.stats)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from jitrl.stats import Interval, auc, curve_ci, final_window, mean_ci, window_means
+from jitrl.analysis.stats import Interval, auc, curve_ci, final_window, mean_ci, window_means
 
 scores = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 

@@ -2,9 +2,9 @@ import math
 
 import pytest
 
-from jitrl.config import ValueConfig
-from jitrl.types import Experience, Neighbour, State
-from jitrl.values import estimate, proposals
+from jitrl.method.config import ValueConfig
+from jitrl.method.types import Experience, Neighbour, State
+from jitrl.method.values import estimate, proposals
 
 
 def nb(action, ret, sim=1.0):

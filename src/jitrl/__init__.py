@@ -1,8 +1,14 @@
 """jitrl: Just-In-Time Reinforcement Learning for LLM agents, without gradient updates."""
 
-from jitrl.config import JitRLConfig, PolicyConfig, RetrievalConfig, ReturnConfig, ValueConfig
-from jitrl.learner import Episode, JitRL
-from jitrl.types import Decision, Experience, State
+from jitrl.method.config import (
+    JitRLConfig,
+    PolicyConfig,
+    RetrievalConfig,
+    ReturnConfig,
+    ValueConfig,
+)
+from jitrl.method.learner import Episode, JitRL
+from jitrl.method.types import Decision, Experience, State
 
 __version__ = "0.1.0"
 

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from jitrl.agents import AGENTS
 from jitrl.cli.common import app, console, fail, progress_bar, setup_logging
-from jitrl.experiments import (
+from jitrl.running.compare import (
     CompareConfig,
     Price,
     expand_envs,
@@ -159,7 +159,7 @@ def _summary_table(slug: str, agents: dict[str, Any]) -> Table:
 
 
 def _render(out: Path) -> None:
-    from jitrl.report import render_report
+    from jitrl.analysis.report import render_report
 
     try:
         summary = render_report(out)
@@ -187,8 +187,8 @@ def explain(
     step: Annotated[int, typer.Option(min=0, help="step in the episode (0-based)")] = 0,
 ) -> None:
     """Why was this action chosen? Candidates, base and corrected probabilities, neighbours."""
-    from jitrl.explain import explain as render
-    from jitrl.explain import load_decision
+    from jitrl.analysis.explain import explain as render
+    from jitrl.analysis.explain import load_decision
 
     try:
         record = load_decision(run_dir, episode, step)

@@ -10,18 +10,19 @@ from typing import Annotated, Any, cast
 import typer
 from rich.table import Table
 
-from jitrl.abstraction import StateAbstractor
 from jitrl.agents import AGENTS, LLM_AGENTS, MEMORY_AGENTS, Agent, agent_model, make_agent
+from jitrl.agents.abstraction import StateAbstractor
+from jitrl.agents.prompts import prompt_config_for
 from jitrl.cli.common import DEFAULT_MEMORY, app, console, fail, progress_bar, setup_logging
-from jitrl.config import JitRLConfig, Selection
 from jitrl.envs import make_env
 from jitrl.envs.base import TextEnv
-from jitrl.execution import Backend, ExecutionConfig
 from jitrl.memory.postgres_schema import redact_url
-from jitrl.parallel import RunSpec, run_parallel
-from jitrl.prompts import prompt_config_for
-from jitrl.reflection import ReflectionConfig
-from jitrl.runner import EpisodeResult, RunWriter, run_episodes
+from jitrl.method.config import JitRLConfig, Selection
+from jitrl.method.reflection import ReflectionConfig
+from jitrl.running.executors import Backend, ExecutionConfig
+from jitrl.running.records import EpisodeResult
+from jitrl.running.rounds import RunSpec, run_parallel
+from jitrl.running.run_folder import RunWriter, run_episodes
 
 SELECTIONS = ("greedy", "sample")
 

@@ -6,7 +6,7 @@ text the game printed. ``info`` always carries:
 
 - ``"candidates"``: ``list[str]``, the actions the agent may take now (may be empty at the end);
 - ``"score"``: ``float``, the game's running score;
-- ``"state"``: :class:`jitrl.types.State`, the abstracted state (location, inventory,
+- ``"state"``: :class:`jitrl.method.types.State`, the abstracted state (location, inventory,
   observation) and an exact key;
 - ``"won"`` / ``"lost"``: ``bool``, how a terminated episode ended;
 - ``"max_score"``: ``float | None``, when the game tells.

@@ -29,7 +29,7 @@ from jitrl.envs.base import Info, StepResult
 from jitrl.envs.errors import BrowserLaunchError, WebConfigError, WebEnvError, WebTimeoutError
 from jitrl.envs.web_benchmarks import WEB_INSTALL_HINT, miniwob_tasks, miniwob_url, task_kwargs
 from jitrl.envs.web_browser import Watchdog, find_browser, kill_marked, playwright_for
-from jitrl.types import State
+from jitrl.method.types import State
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

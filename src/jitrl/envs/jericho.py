@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from jitrl.envs.base import Info, StepResult
-from jitrl.types import State
+from jitrl.method.types import State
 
 logger = logging.getLogger(__name__)
 

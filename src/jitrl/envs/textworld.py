@@ -34,7 +34,7 @@ from jitrl.envs.jericho import (
     normalise_observation,
     validate_seed,
 )
-from jitrl.types import State
+from jitrl.method.types import State
 
 logger = logging.getLogger(__name__)
 

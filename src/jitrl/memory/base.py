@@ -1,6 +1,6 @@
 """The experience-store protocol.
 
-A store holds :class:`jitrl.types.Experience` records, one per decision of every finished
+A store holds :class:`jitrl.method.types.Experience` records, one per decision of every finished
 episode. Episodes are written whole or not at all (:meth:`ExperienceStore.add_episode` is one
 transaction), so a crash never leaves half an episode behind.
 """
@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
 
-from jitrl.types import Experience
+from jitrl.method.types import Experience
 
 _logger = logging.getLogger("jitrl.memory")
 ConnT = TypeVar("ConnT")

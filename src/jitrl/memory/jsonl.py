@@ -1,6 +1,6 @@
 """Move experiences between stores as JSON Lines: one JSON object per experience.
 
-Each line holds every field of an :class:`~jitrl.types.Experience`, the state as an object::
+Each line holds every field of an :class:`~jitrl.method.types.Experience`, the state as an object::
 
     {"episode_id": "e1", "step": 0, "task_id": "zork1", "state": {"text": "...", "key": null},
      "action": "open mailbox", "reward": 0.0, "ret": 4.5, "created_at": 1718000000.0}
@@ -25,7 +25,7 @@ from typing import Any
 
 from jitrl.memory.base import DuplicateEpisodeError, ExperienceStore
 from jitrl.memory.validation import validate_experience
-from jitrl.types import Experience, State
+from jitrl.method.types import Experience, State
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from jitrl.memory.base import DuplicateEpisodeError, ExperienceStore
 from jitrl.memory.jsonl import ImportResult, add_episodes, group_episodes
-from jitrl.types import Experience
+from jitrl.method.types import Experience
 
 logger = logging.getLogger(__name__)
 

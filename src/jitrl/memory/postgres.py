@@ -51,7 +51,7 @@ from jitrl.memory.postgres_schema import (
     redact_url,
 )
 from jitrl.memory.validation import meta_to_json, validate_episode
-from jitrl.types import Experience, State
+from jitrl.method.types import Experience, State
 
 if TYPE_CHECKING:
     from psycopg import Connection

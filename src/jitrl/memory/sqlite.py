@@ -48,7 +48,7 @@ from jitrl.memory.sqlite_schema import (
     rollback,
 )
 from jitrl.memory.validation import meta_to_json, validate_episode
-from jitrl.types import Experience, State
+from jitrl.method.types import Experience, State
 
 logger = logging.getLogger(__name__)
 

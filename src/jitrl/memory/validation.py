@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 from typing import Any
 
-from jitrl.types import Experience, State
+from jitrl.method.types import Experience, State
 
 #: Largest step a store accepts (SQLite ``INTEGER`` is a signed 64-bit value).
 MAX_STEP = 2**63 - 1
@@ -43,7 +43,7 @@ def validate_experience(experience: object) -> None:
     """Raise ``TypeError``/``ValueError`` if ``experience`` cannot be stored exactly.
 
     Args:
-        experience: the record to check; must be an :class:`~jitrl.types.Experience`.
+        experience: the record to check; must be an :class:`~jitrl.method.types.Experience`.
     """
     if not isinstance(experience, Experience):
         raise TypeError(f"expected an Experience, got {type(experience).__name__}")

@@ -1,9 +1,9 @@
 """The candidate-index protocol and the exact reference.
 
 A candidate index holds the distinct abstracted state *texts* of a memory, numbered in the order
-they were added (text ``i`` has id ``i``; :attr:`jitrl.similarity.MemoryIndex.texts`). Given a
+they were added (text ``i`` has id ``i``; :attr:`jitrl.retrieval.index.MemoryIndex.texts`). Given a
 query text it returns the ids of texts that may be similar; the caller then re-scores those
-exactly (:meth:`jitrl.similarity.MemoryIndex.neighbours`), so an approximate index can only
+exactly (:meth:`jitrl.retrieval.index.MemoryIndex.neighbours`), so an approximate index can only
 *miss* neighbours, never report a wrong similarity. Texts, not (text, key) states, are indexed:
 states that share a text share every n-gram, and exact-key matches come from a key table.
 """
@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from jitrl.similarity import ngrams
+from jitrl.method.similarity import ngrams
 
 __all__ = ["CandidateIndex", "ExactIndex", "GramHasher", "PersistentIndex"]
 

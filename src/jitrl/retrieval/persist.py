@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from jitrl.cachedir import cache_root
-from jitrl.config import RetrievalConfig
+from jitrl.method.config import RetrievalConfig
+from jitrl.method.types import Experience
 from jitrl.retrieval.base import CandidateIndex, PersistentIndex
-from jitrl.similarity import MemoryIndex
-from jitrl.types import Experience
+from jitrl.retrieval.index import MemoryIndex
 
 __all__ = ["FORMAT", "IndexStatus", "index_folder", "open_index", "save_index", "texts_digest"]
 
@@ -126,7 +126,7 @@ def open_index(
     """
     if config.index == "exact":
         return MemoryIndex(config, store), "built"
-    from jitrl.retrieval import make_candidate_index
+    from jitrl.retrieval.factory import make_candidate_index
 
     cand = candidates if candidates is not None else make_candidate_index(config)
     folder = folder or index_folder(store, config.index)

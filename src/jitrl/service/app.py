@@ -24,7 +24,8 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from jitrl import __version__
-from jitrl.records import decision_record
+from jitrl.method.types import Decision
+from jitrl.running.records import decision_record
 from jitrl.service.config import MAX_ID_CHARS, ServiceConfig
 from jitrl.service.engine import Engine, ServiceError
 from jitrl.service.middleware import BodySizeLimit, install_error_handlers
@@ -44,7 +45,6 @@ from jitrl.service.models import (
     limit_error,
 )
 from jitrl.service.sessions import Clock
-from jitrl.types import Decision
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,8 @@ def decide(episode_id: _EpisodeId, body: DecideRequest, engine: _Engine) -> Deci
 
 
 def decision_out(episode_id: str, step: int, decision: Decision) -> DecisionOut:
-    """The response view of a decision (:func:`jitrl.records.decision_record`, less run fields)."""
+    """The response view of a decision (:func:`jitrl.running.records.decision_record`, less run
+    fields)."""
     record = decision_record(0, step, decision, 0.0)
     for run_only in ("episode", "reward"):
         record.pop(run_only)

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from jitrl.config import JitRLConfig
+from jitrl.method.config import JitRLConfig
 
 OnExpire = Literal["store", "drop"]
 """What happens to an open episode whose client went quiet for ``episode_ttl_seconds``."""

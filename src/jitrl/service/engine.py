@@ -1,7 +1,7 @@
 """The service's state and operations, free of HTTP: a learner, its open episodes and a lock.
 
-:class:`Engine` wraps one :class:`~jitrl.learner.JitRL` (one store, one optional model) and the
-:class:`~jitrl.service.sessions.SessionRegistry` of open episodes. uvicorn runs request
+:class:`Engine` wraps one :class:`~jitrl.method.learner.JitRL` (one store, one optional model) and
+the :class:`~jitrl.service.sessions.SessionRegistry` of open episodes. uvicorn runs request
 handlers concurrently in a thread pool, while the learner (its index, generator and model) is
 not thread-safe, so every operation that touches the learner or an episode runs under one
 re-entrant lock. Operations fail with :class:`ServiceError`, which carries the HTTP status.
@@ -17,13 +17,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from jitrl.learner import JitRL
 from jitrl.llm import LanguageModel, Prompt, load_model
 from jitrl.memory import open_store
 from jitrl.memory.base import DuplicateEpisodeError, StoreError, StoreStats
+from jitrl.method.learner import JitRL
+from jitrl.method.types import Decision, Experience
 from jitrl.service.config import ServiceConfig
 from jitrl.service.sessions import Clock, RegistryFull, Session, SessionRegistry
-from jitrl.types import Decision, Experience
 
 log = logging.getLogger(__name__)
 

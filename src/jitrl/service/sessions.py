@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from jitrl.learner import Episode
+from jitrl.method.learner import Episode
 
 Clock = Callable[[], float]
 """A monotonic clock in seconds (``time.monotonic`` unless a test injects another)."""

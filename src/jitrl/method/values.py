@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from jitrl.config import ValueConfig
-from jitrl.types import Estimates, Neighbour
+from jitrl.method.config import ValueConfig
+from jitrl.method.types import Estimates, Neighbour
 
 
 def estimate(

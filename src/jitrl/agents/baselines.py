@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from jitrl.memory.base import ExperienceStore
-from jitrl.returns import discounted_returns
-from jitrl.types import Decision, Experience, State
+from jitrl.method.returns import discounted_returns
+from jitrl.method.types import Decision, Experience, State
 
 TableKey = tuple[str, str]  # (state_id(state), action)
 

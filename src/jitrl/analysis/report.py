@@ -22,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from jitrl.records import read_jsonl
-from jitrl.stats import Interval, auc, curve_ci, final_window, mean_ci, window_means
+from jitrl.analysis.stats import Interval, auc, curve_ci, final_window, mean_ci, window_means
+from jitrl.running.records import read_jsonl
 
 Row = dict[str, Any]
 DEFAULT_WINDOW = 5

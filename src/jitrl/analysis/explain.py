@@ -1,8 +1,9 @@
 """Explain one decision of a run: what the LLM wanted, what memory knew, what was chosen.
 
-Reads a line of a run folder's ``decisions.jsonl`` (see :func:`jitrl.records.decision_record`)
-and lays it out for a person: candidates with base and corrected probabilities, Q, n and A,
-the retrieved neighbours, and a one-line reading of how memory moved the choice.
+Reads a line of a run folder's ``decisions.jsonl`` (see
+:func:`jitrl.running.records.decision_record`) and lays it out for a person: candidates with base
+and corrected probabilities, Q, n and A, the retrieved neighbours, and a one-line reading of how
+memory moved the choice.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from jitrl.policy import softmax
+from jitrl.method.policy import softmax
 
 DECISIONS = "decisions.jsonl"
 STATE_CHARS = 300

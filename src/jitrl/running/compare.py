@@ -3,10 +3,10 @@
 Every (environment, agent, seed) job plays into its own run folder
 ``OUT/runs/<env>/<agent>/seed<S>/`` with its own fresh store (``memory.sqlite``, or a schema of
 its own in the PostgreSQL database ``memory`` names; optionally started from a copy of
-``warm_from``). Jobs run in worker processes or as Ray tasks (:mod:`jitrl.execution`); the
+``warm_from``). Jobs run in worker processes or as Ray tasks (:mod:`jitrl.running.executors`); the
 backend changes where they run, not what they play. A job that was interrupted resumes where
 it stopped: finished episodes are kept and not replayed. ``OUT/compare.json`` records the
-settings; the report (:mod:`jitrl.report`) is rendered from the run folders alone.
+settings; the report (:mod:`jitrl.analysis.report`) is rendered from the run folders alone.
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from jitrl.agents import AGENTS, MEMORY_AGENTS, agent_model, make_agent
-from jitrl.config import JitRLConfig, Selection
+from jitrl.agents.prompts import prompt_config_for
 from jitrl.envs import expand_suite, make_env
-from jitrl.execution import Backend, ExecutionConfig, open_executor
 from jitrl.memory import PostgresConfig, open_store
 from jitrl.memory.base import ExperienceStore
 from jitrl.memory.jsonl import add_episodes, group_episodes
 from jitrl.memory.postgres_schema import redact_url
-from jitrl.prompts import prompt_config_for
-from jitrl.runner import RunWriter, run_episodes
+from jitrl.method.config import JitRLConfig, Selection
+from jitrl.running.executors import Backend, ExecutionConfig, open_executor
+from jitrl.running.run_folder import RunWriter, run_episodes
 
 log = logging.getLogger(__name__)
 

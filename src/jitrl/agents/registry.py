@@ -15,16 +15,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from jitrl.abstraction import StateAbstractor
-from jitrl.baselines import QLearnAgent, RandomAgent
-from jitrl.config import JitRLConfig
-from jitrl.learner import Episode, JitRL, PromptBuilder
+from jitrl.agents.abstraction import StateAbstractor
+from jitrl.agents.baselines import QLearnAgent, RandomAgent
+from jitrl.agents.prompts import PromptConfig, build_prompt
 from jitrl.llm.base import LanguageModel, Prompt
 from jitrl.llm.cache import CachedModel
 from jitrl.memory import open_store
 from jitrl.memory.base import ExperienceStore
-from jitrl.prompts import PromptConfig, build_prompt
-from jitrl.types import Decision, Experience, Neighbour, State
+from jitrl.method.config import JitRLConfig
+from jitrl.method.learner import Episode, JitRL, PromptBuilder
+from jitrl.method.types import Decision, Experience, Neighbour, State
 
 AGENTS = ("jitrl", "static", "icl", "qlearn", "random")
 LLM_AGENTS = ("jitrl", "static", "icl")

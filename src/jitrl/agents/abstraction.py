@@ -4,7 +4,7 @@ Memory compares states by their text, and a game's raw observation carries noise
 messages about the last command) that makes similar situations look different.
 :class:`StateAbstractor` asks the language model to rewrite the observation and the last actions
 as one line of fields, e.g. ``location: Kitchen; inventory: lamp; visible: table, sack; goal
-progress: found food``, which then serves as :attr:`jitrl.types.State.text`.
+progress: found food``, which then serves as :attr:`jitrl.method.types.State.text`.
 
 The model is frozen, so the same input always gives the same state: answers are cached by the
 sha256 of the exact prompt and model name, in an LRU (cachetools) and optionally in a JSON-lines

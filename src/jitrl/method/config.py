@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from jitrl.reflection import ReflectionConfig
+from jitrl.method.reflection import ReflectionConfig
 
 SimilarityKind = Literal["ngram", "key", "mix"]
 AdvantageScale = Literal["none", "max_abs"]
@@ -100,7 +100,7 @@ class RetrievalConfig:
     Eviction only hides records from retrieval: the store keeps them."""
     exclude_own_task: bool = False
     """Leave-one-task-out: a decision never retrieves records of its own task (the task id
-    given to :meth:`jitrl.similarity.MemoryIndex.neighbours`)."""
+    given to :meth:`jitrl.method.similarity.MemoryIndex.neighbours`)."""
 
     def __post_init__(self) -> None:
         _check(self.k >= 1, f"k must be >= 1, got {self.k}")
@@ -185,4 +185,5 @@ class JitRLConfig:
     """Logit update and action choice."""
     reflection: ReflectionConfig | None = None
     """Reflective step rewards: at episode end the model scores every step and the scores are
-    blended into the environment's rewards (:mod:`jitrl.reflection`); ``None`` disables it."""
+    blended into the environment's rewards (:mod:`jitrl.method.reflection`); ``None`` disables
+    it."""

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from jitrl.config import PolicyConfig
+from jitrl.method.config import PolicyConfig
 
 FloatArray = NDArray[np.float64]
 

@@ -8,7 +8,8 @@
 
 ``decide`` takes a state (text, optionally with an exact key), candidate actions and either their
 base logits or a :class:`~jitrl.llm.base.Prompt` for the configured language model to score them.
-It returns a :class:`~jitrl.types.Decision` with the corrected distribution and the chosen action.
+It returns a :class:`~jitrl.method.types.Decision` with the corrected distribution and the chosen
+action.
 ``finish`` turns the episode's rewards into discounted returns and stores the episode atomically.
 """
 
@@ -25,17 +26,17 @@ from types import TracebackType
 
 import numpy as np
 
-from jitrl.config import JitRLConfig
 from jitrl.llm.base import LanguageModel, Prompt, ScoreResult
 from jitrl.memory import open_store
 from jitrl.memory.base import ExperienceStore, episode_records, stored_episode_ids
-from jitrl.policy import corrected_logits, select
-from jitrl.reflection import TrajectoryStep, reflect
+from jitrl.method.config import JitRLConfig
+from jitrl.method.policy import corrected_logits, select
+from jitrl.method.reflection import TrajectoryStep, reflect
+from jitrl.method.returns import discounted_returns, episode_returns, revisits, step_rewards
+from jitrl.method.types import Decision, Estimates, Experience, Neighbour, State
+from jitrl.method.values import estimate, proposals
+from jitrl.retrieval.index import MemoryIndex
 from jitrl.retrieval.persist import open_index, save_index
-from jitrl.returns import discounted_returns, episode_returns, revisits, step_rewards
-from jitrl.similarity import MemoryIndex
-from jitrl.types import Decision, Estimates, Experience, Neighbour, State
-from jitrl.values import estimate, proposals
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class JitRL:
         model: language model used when ``decide`` gets a prompt instead of logits.
         seed: seed of the generator used for sampling.
         episodes: load only these stored episodes, in this order (``None``: all of them).
-        shared: this learner is one of several workers of one run (:mod:`jitrl.parallel`).
+        shared: this learner is one of several workers of one run (:mod:`jitrl.running.rounds`).
             ``Episode.finish`` then returns the episode's records without storing or indexing
             them: the coordinator stores every worker's episodes in episode order, and the index
             follows the store through :meth:`sync` only, so workers given the same episode list

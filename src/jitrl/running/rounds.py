@@ -1,13 +1,14 @@
 """One agent, many workers, one memory: the episodes of ``jitrl run --workers N``.
 
 Episodes are played in rounds of N, one per worker, as worker processes or Ray tasks
-(:mod:`jitrl.execution`). Each worker keeps its game, model and memory index between episodes.
-Workers do not write to the store: they return each episode's records, and this process stores
-them in episode order, then writes the run folder. Every episode of a round sees exactly the
-memory the round started with: the episodes stored before the run, then those of earlier rounds
-in episode order (workers load them by id, :meth:`jitrl.learner.JitRL.sync`), and episode ``i``
-samples with seed ``seed + i``. So what a run plays depends neither on which worker played which
-episode nor on the backend, only on N. A run cut short resumes after the last written episode;
+(:mod:`jitrl.running.executors`). Each worker keeps its game, model and memory index between
+episodes. Workers do not write to the store: they return each episode's records, and this
+process stores them in episode order, then writes the run folder. Every episode of a round sees
+exactly the memory the round started with: the episodes stored before the run, then those of
+earlier rounds in episode order (workers load them by id,
+:meth:`jitrl.method.learner.JitRL.sync`), and episode ``i`` samples with seed ``seed + i``. So
+what a run plays depends neither on which worker played which episode nor on the backend, only
+on N. A run cut short resumes after the last written episode;
 the unfinished round's episodes were not stored and are played again.
 """
 
@@ -22,15 +23,17 @@ from multiprocessing.util import Finalize
 from typing import Any
 
 from jitrl.agents import MEMORY_AGENTS, Agent, LLMAgent, agent_model, make_agent
-from jitrl.config import JitRLConfig
+from jitrl.agents.prompts import prompt_config_for
 from jitrl.envs import make_env
-from jitrl.execution import ExecutionConfig, open_executor
-from jitrl.experiments import CLUSTER_MEMORY_HINT
 from jitrl.llm.cache import CachedModel
 from jitrl.memory import open_store
 from jitrl.memory.base import stored_episode_ids
-from jitrl.prompts import prompt_config_for
-from jitrl.runner import EpisodeResult, RunWriter, run_episode
+from jitrl.method.config import JitRLConfig
+from jitrl.running.compare import CLUSTER_MEMORY_HINT
+from jitrl.running.executors import ExecutionConfig, open_executor
+from jitrl.running.loop import run_episode
+from jitrl.running.records import EpisodeResult
+from jitrl.running.run_folder import RunWriter
 
 log = logging.getLogger(__name__)
 

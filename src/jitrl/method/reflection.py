@@ -14,7 +14,7 @@ middle of the range is neutral)::
 The environment stays dominant: a step it rewarded (or punished) keeps that reward exactly, and
 a shaped reward never exceeds ``weight * reward_scale`` in magnitude, which is below the smallest
 real reward when ``reward_scale`` is set to it (``weight <= 1``). Revisit and terminal penalties
-are applied afterwards by :func:`jitrl.returns.episode_returns`, as for raw rewards.
+are applied afterwards by :func:`jitrl.method.returns.episode_returns`, as for raw rewards.
 
 Fallback: if the answer of any chunk cannot be parsed, or gives a number of scores different
 from the number of steps it was shown, or the model raises, the whole episode keeps its

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Sequence
 
-from jitrl.config import ReturnConfig
+from jitrl.method.config import ReturnConfig
 
 
 def revisits(states: Sequence[Hashable]) -> list[bool]:

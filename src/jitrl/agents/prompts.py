@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jitrl.llm.base import Prompt
-from jitrl.types import Neighbour
+from jitrl.method.types import Neighbour
 
 DEFAULT_SYSTEM = (
     "You are playing a text adventure game. Read where you are and what you see, "

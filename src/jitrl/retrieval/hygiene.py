@@ -1,6 +1,6 @@
 """Memory hygiene: which stored records stay retrievable.
 
-Three rules, all configured on :class:`jitrl.config.RetrievalConfig`:
+Three rules, all configured on :class:`jitrl.method.config.RetrievalConfig`:
 
 - **near-duplicates** (``max_per_state_action``): at most ``N`` records per (state, action) stay,
   the ``N`` most recent; the state is its exact key, or its text when it has no key (the same
@@ -10,7 +10,7 @@ Three rules, all configured on :class:`jitrl.config.RetrievalConfig`:
   episode of the record just added is never evicted, so a single episode longer than the
   capacity is kept whole and the limit is exceeded by less than one episode;
 - **leave-one-task-out** (``exclude_own_task``): applied at query time by
-  :meth:`jitrl.similarity.MemoryIndex.neighbours`, not here.
+  :meth:`jitrl.method.similarity.MemoryIndex.neighbours`, not here.
 
 The rules act on what the index retrieves; the store keeps every record (an audit trail), and
 an index rebuilt from the store replays the same rules in the same order, so it retains exactly
@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
-from jitrl.config import RetrievalConfig
-from jitrl.types import Experience
+from jitrl.method.config import RetrievalConfig
+from jitrl.method.types import Experience
 
 __all__ = ["Hygiene", "compact", "state_action"]
 

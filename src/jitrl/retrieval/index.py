@@ -1,63 +1,29 @@
-"""State similarity and the in-memory neighbour index.
+"""The in-memory neighbour index: exact similarity over candidate states.
 
-``sim(s, s_i)`` is word n-gram Jaccard over abstracted state texts, an exact-key match, or a
-weighted mix (:class:`jitrl.config.RetrievalConfig`). The index groups experiences by state, keeps
-an inverted index from n-grams to states, and scores exactly only the states that share at least
-one n-gram (or the key) with the query, so a query costs time in the overlap, not the whole memory.
+The index groups experiences by state, keeps an inverted index from n-grams to states, and scores
+exactly only the states that share at least one n-gram (or the key) with the query, so a query
+costs time in the overlap, not the whole memory.
 
 With ``RetrievalConfig.index`` set to ``lsh`` or ``vector``, a candidate index
 (:mod:`jitrl.retrieval`) proposes distinct state texts instead, and those are re-scored with the
 same exact similarity: neighbours and similarities stay exact, only candidates can be missed.
 Memory hygiene (near-duplicate cap, capacity, leave-one-task-out) is applied here too
-(:mod:`jitrl.memory.hygiene`).
+(:mod:`jitrl.retrieval.hygiene`).
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from jitrl.config import RetrievalConfig
-from jitrl.types import Experience, Neighbour, State
+from jitrl.method.config import RetrievalConfig
+from jitrl.method.similarity import ngrams
+from jitrl.method.types import Experience, Neighbour, State
 
 if TYPE_CHECKING:
-    from jitrl.memory.hygiene import Hygiene
     from jitrl.retrieval.base import CandidateIndex
-
-_WORD = re.compile(r"[a-z0-9']+")
-NGRAM_CACHE_SIZE = 65536
-"""State texts whose n-gram sets are memoised (states recur within and across episodes)."""
-
-
-@lru_cache(maxsize=NGRAM_CACHE_SIZE)
-def ngrams(text: str, n: int) -> frozenset[str]:
-    """Word 1..n-grams of a lower-cased text (unigrams always included, so short texts match)."""
-    words = _WORD.findall(text.lower())
-    grams: set[str] = set(words)
-    for size in range(2, n + 1):
-        grams.update(" ".join(words[i : i + size]) for i in range(len(words) - size + 1))
-    return frozenset(grams)
-
-
-def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    """``|a & b| / |a | b|``; an empty text carries no evidence of similarity (0.0)."""
-    if not a or not b:
-        return 0.0
-    return len(a & b) / len(a | b)
-
-
-def similarity(query: State, other: State, config: RetrievalConfig) -> float:
-    """The configured similarity of two states, in ``[0, 1]`` (reference implementation)."""
-    key_match = float(query.key is not None and query.key == other.key)
-    if config.similarity == "key":
-        return key_match
-    jac = jaccard(ngrams(query.text, config.ngram), ngrams(other.text, config.ngram))
-    if config.similarity == "ngram":
-        return jac
-    return config.key_weight * key_match + (1.0 - config.key_weight) * jac
+    from jitrl.retrieval.hygiene import Hygiene
 
 
 class _StateGroup:
@@ -76,7 +42,7 @@ class _StateGroup:
 def _make_candidates(config: RetrievalConfig) -> CandidateIndex | None:
     if config.index == "exact":
         return None
-    from jitrl.retrieval import make_candidate_index
+    from jitrl.retrieval.factory import make_candidate_index
 
     return make_candidate_index(config)
 
@@ -84,7 +50,7 @@ def _make_candidates(config: RetrievalConfig) -> CandidateIndex | None:
 def _make_hygiene(config: RetrievalConfig) -> Hygiene | None:
     if config.max_per_state_action is None and config.capacity is None:
         return None
-    from jitrl.memory.hygiene import Hygiene
+    from jitrl.retrieval.hygiene import Hygiene
 
     return Hygiene.from_config(config)
 
