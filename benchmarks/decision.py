@@ -117,11 +117,11 @@ def play(path: Path, count: int, seed: int, decide: Callable[[Decision], str]) -
         observation, info = env.reset()
         history: list[str] = []
         for step in range(count):
-            if not info["candidates"]:
+            if not info.candidates:
                 observation, info = env.reset()
                 history = []
             prompt = build_prompt(observation, info, history[-HISTORY:])
-            action = decide(Decision(path.stem, step, prompt, list(info["candidates"])))
+            action = decide(Decision(path.stem, step, prompt, list(info.candidates)))
             history.append(action)
             observation, _, terminated, truncated, info = env.step(action)
             if terminated or truncated:

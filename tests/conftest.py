@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from jitrl.agents import Agent, AgentContext, agent_spec, make_agent
+from jitrl.memory import open_store
 from jitrl.memory.base import StoreStats
+from jitrl.method.config import JitRLConfig
 from jitrl.method.types import Experience
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,6 +68,24 @@ class ListStore:
 @pytest.fixture
 def list_store() -> ListStore:
     return ListStore()
+
+
+def build_agent(
+    name: str,
+    model: Any = None,
+    memory: Any = None,
+    config: JitRLConfig | None = None,
+    *,
+    seed: int = 1,
+    **context: Any,
+) -> Agent:
+    """An agent from the registry; ``memory`` may be a path (opened here) or a store."""
+    store = open_store(memory) if isinstance(memory, (str, Path)) else memory
+    if store is not None and not agent_spec(name).keeps_memory:
+        store.close()
+        store = None
+    ctx = AgentContext(model=model, store=store, config=config or JitRLConfig(), seed=seed)
+    return make_agent(name, replace(ctx, **context))
 
 
 from tests.pg import pg_url, postgres_server  # noqa: E402, F401  (PostgreSQL test server)

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jitrl.agents.baselines import QLearnAgent, QLearnConfig, RandomAgent, state_id
+from jitrl.agents.baselines import QLearnAgent, QLearnConfig, RandomAgent
+from jitrl.envs.base import BaseTextEnv, StepInfo
 from jitrl.memory import open_store
 from jitrl.method.types import State
 from jitrl.running.loop import run_episode
@@ -17,7 +18,7 @@ from jitrl.running.loop import run_episode
 ACTIONS = ["go left", "go right", "wait", "jump"]
 
 
-class ChainEnv:
+class ChainEnv(BaseTextEnv):
     """Rooms 0..length: ``go right`` advances, ``go left`` goes back, ``wait`` stays, ``jump``
     kills. Reaching the last room wins 10 points; episodes stop after ``max_steps``."""
 
@@ -28,20 +29,22 @@ class ChainEnv:
         self.max_steps = max_steps
         self.pos = self.steps = 0
 
-    def _info(self, *, won: bool = False, lost: bool = False) -> dict[str, Any]:
-        return {
-            "state": State(f"room {self.pos}", key=f"room{self.pos}"),
-            "candidates": [] if won or lost else list(ACTIONS),
-            "score": 10.0 if won else 0.0,
-            "won": won,
-            "lost": lost,
-        }
+    def _info(self, *, won: bool = False, lost: bool = False) -> StepInfo:
+        return self._remember(
+            StepInfo(
+                state=State(f"room {self.pos}", key=f"room{self.pos}"),
+                candidates=() if won or lost else tuple(ACTIONS),
+                score=10.0 if won else 0.0,
+                won=won,
+                lost=lost,
+            )
+        )
 
-    def reset(self, *, seed: int | None = None) -> tuple[str, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None, fold: str = "train") -> tuple[str, StepInfo]:
         self.pos = self.steps = 0
         return "room 0", self._info()
 
-    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+    def step(self, action: str) -> tuple[str, float, bool, bool, StepInfo]:
         self.steps += 1
         if action == "jump":
             return "you die", 0.0, True, False, self._info(lost=True)
@@ -64,8 +67,8 @@ def play(agent: Any, episodes: int, env: ChainEnv | None = None, start: int = 0)
     return won
 
 
-def info(state: State, candidates: list[str]) -> dict[str, Any]:
-    return {"state": state, "candidates": candidates}
+def info(state: State, candidates: list[str]) -> StepInfo:
+    return StepInfo(state=state, candidates=tuple(candidates))
 
 
 def test_random_is_uniform_reproducible_and_picks_candidates() -> None:
@@ -120,7 +123,7 @@ def test_update_matches_hand_computation() -> None:
     assert agent.q_value(s0, "a") == pytest.approx(10 + 0.5 * (2 + 0.9 * 10 - 10))  # 10.5
     agent.reward(1.0)
     agent.end(failed=True)  # terminal: target 1 - 4 = -3
-    (taken,) = [a for a in ("b", "c") if (state_id(s1), a) in agent.table]
+    (taken,) = [a for a in ("b", "c") if (s1.identity, a) in agent.table]
     assert agent.q_value(s1, taken) == pytest.approx(10 + 0.5 * (-3 - 10))  # 3.5
     agent.begin("t", "e2")
     d = agent.act("", info(s0, ["a", "z"]), None)
@@ -220,8 +223,8 @@ def test_protocol_misuse_and_config_validation() -> None:
 
 
 def test_text_is_the_state_when_there_is_no_key() -> None:
-    assert state_id(State("hall", None)) != state_id(State("x", "hall"))
-    assert state_id(State("hall", "k")) == state_id(State("other text", "k"))
+    assert State("hall", None).identity != State("x", "hall").identity
+    assert State("hall", "k").identity == State("other text", "k").identity
 
 
 episode_steps = st.lists(

@@ -305,16 +305,16 @@ def test_webarena_task_configs_load_and_validate(benchmark: Any, count: int) -> 
 
 def assert_wellformed(env: Any, info: dict[str, Any]) -> None:
     """Protocol keys present; candidates parse, are valid now and have aligned labels."""
-    cands = info["candidates"]
+    cands = info.candidates
     assert cands and len(cands) == len(set(cands)) <= env.config.max_candidates
-    assert len(info["candidate_labels"]) == len(cands)
-    assert isinstance(info["state"], State) and len(info["state"].key) == 40
-    assert not any(f"[{e['bid']}]" in info["state"].text for e in info["elements"])  # no bids
+    assert len(info.labels) == len(cands)
+    assert isinstance(info.state, State) and len(info.state.key) == 40
+    assert not any(f"[{e['bid']}]" in info.state.text for e in info.extra["elements"])  # no bids
     for action in cands:
         assert parse_action(action) is not None and env.is_valid(action), action
     assert not env.is_valid('click("no-such-bid")') and not env.is_valid("explode()")
-    assert info["elements"] and all(e["bid"] for e in info["elements"])
-    assert info["score"] == 0.0 and not info["won"] and not info["lost"]
+    assert info.extra["elements"] and all(e["bid"] for e in info.extra["elements"])
+    assert info.score == 0.0 and not info.won and not info.lost
 
 
 @needs_browser
@@ -328,12 +328,12 @@ def test_click_test_end_to_end(browser_sandbox: None) -> None:
         obs, info = env.reset(seed=1)
         assert obs.startswith("Goal: Click the button.") and "button 'Click Me!'" in obs
         assert_wellformed(inner, info)
-        button = next(e for e in info["elements"] if e["role"] == "button")
-        assert info["candidates"][0] == f'click("{button["bid"]}")'
-        obs, reward, terminated, truncated, info = env.step(info["candidates"][0])
+        button = next(e for e in info.extra["elements"] if e["role"] == "button")
+        assert info.candidates[0] == f'click("{button["bid"]}")'
+        obs, reward, terminated, truncated, info = env.step(info.candidates[0])
         assert reward > 0 and terminated and not truncated
-        assert info["won"] and not info["lost"] and info["score"] == reward
-        assert info["candidates"] == [] and not inner.is_valid("scroll(0, 300)")
+        assert info.won and not info.lost and info.score == reward
+        assert info.candidates == () and not inner.is_valid("scroll(0, 300)")
         with pytest.raises(RuntimeError, match="reset"):
             env.step("scroll(0, 300)")
     finally:
@@ -352,10 +352,10 @@ def test_greedy_first_candidate_solves_form_tasks(browser_sandbox: None, task: s
         assert_wellformed(env, info)
         terminated, steps = False, 0
         while not terminated and steps < 6:
-            _, reward, terminated, _, info = env.step(info["candidates"][0])
+            _, reward, terminated, _, info = env.step(info.candidates[0])
             steps += 1
-            assert isinstance(reward, float) and info["last_action_error"] == ""
-        assert terminated and info["won"] and reward == 1.0, (task, steps, info["task_info"])
+            assert isinstance(reward, float) and info.extra["last_action_error"] == ""
+        assert terminated and info.won and reward == 1.0, (task, steps, info.extra["task_info"])
     finally:
         env.close()
 
@@ -373,6 +373,6 @@ def test_overrun_step_is_killed_and_env_recovers(browser_sandbox: None) -> None:
         with pytest.raises(RuntimeError, match="reset"):
             env.step("scroll(0, 300)")
         _, info = env.reset()
-        assert info["candidates"]
+        assert info.candidates
     finally:
         env.close()

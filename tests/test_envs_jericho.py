@@ -59,9 +59,19 @@ def game(name: str) -> Path:
 
 @pytest.fixture
 def zork() -> Iterator[JerichoEnv]:
-    env = JerichoEnv(game("zork1"))
+    env = JerichoEnv(game("zork1"), JerichoConfig(privileged_key=True))
     yield env
     env.close()
+
+
+def test_states_are_text_unless_the_privileged_key_is_asked_for() -> None:
+    env = JerichoEnv(game("zork1"))
+    try:
+        _, info = env.reset()
+        assert info.state.key is None and info.state.text.startswith("location: west house")
+        assert len(info.extra["state_hash"]) == 32  # known to the adapter, not given to memory
+    finally:
+        env.close()
 
 
 def play(env: JerichoEnv, actions: list[str]) -> list[tuple[str, float, bool, list[str], str]]:
@@ -69,7 +79,7 @@ def play(env: JerichoEnv, actions: list[str]) -> list[tuple[str, float, bool, li
     out = []
     for action in actions:
         obs, reward, terminated, _, info = env.step(action)
-        out.append((obs, reward, terminated, info["candidates"], info["state"].key))
+        out.append((obs, reward, terminated, info.candidates, info.state.key))
         if terminated:
             break
     return out
@@ -79,12 +89,12 @@ def random_episode(env: JerichoEnv, seed: int, steps: int) -> list[tuple[str, ..
     """A random-candidate episode (actions drawn with ``random.Random(0)``) as comparable rows."""
     rng = random.Random(0)
     obs, info = env.reset(seed=seed)
-    rows: list[tuple[str, ...]] = [(obs, str(info["state"]), *info["candidates"])]
+    rows: list[tuple[str, ...]] = [(obs, str(info.state), *info.candidates)]
     for _ in range(steps):
-        if not info["candidates"]:
+        if not info.candidates:
             break
-        obs, reward, terminated, _, info = env.step(rng.choice(info["candidates"]))
-        rows.append((obs, str(reward), str(info["state"]), *info["candidates"]))
+        obs, reward, terminated, _, info = env.step(rng.choice(info.candidates))
+        rows.append((obs, str(reward), str(info.state), *info.candidates))
         if terminated:
             break
     return rows
@@ -93,49 +103,49 @@ def random_episode(env: JerichoEnv, seed: int, steps: int) -> list[tuple[str, ..
 def test_reset_gives_candidates_and_state(zork: JerichoEnv) -> None:
     obs, info = zork.reset()
     assert zork.task_id == "jericho:zork1"
-    assert "West of House" in obs and info["observation"] == obs
-    assert "open mailbox" in info["candidates"]
-    assert len(info["candidates"]) == len(set(info["candidates"]))
-    state = info["state"]
+    assert "West of House" in obs and info.extra["observation"] == obs
+    assert "open mailbox" in info.candidates
+    assert len(info.candidates) == len(set(info.candidates))
+    state = info.state
     assert isinstance(state, State) and MD5_HEX.match(state.key or "")
     assert state.text.startswith("location: ")
     assert "| inventory: nothing | observation: " in state.text
     assert "serial number" not in state.text and state.text == state.text.lower()
-    assert info["score"] == 0.0 and info["max_score"] == ZORK_MAX_SCORE
-    assert not info["won"] and not info["lost"] and info["inventory"] == []
+    assert info.score == 0.0 and info.max_score == ZORK_MAX_SCORE
+    assert not info.won and not info.lost and info.inventory == ()
 
 
 def test_mailbox_then_leaflet_changes_state(zork: JerichoEnv) -> None:
     _, info0 = zork.reset()
     obs, reward, terminated, truncated, info1 = zork.step("open mailbox")
     assert "leaflet" in obs and reward == 0.0 and not terminated and not truncated
-    assert "take leaflet" in info1["candidates"]
-    assert info1["state"].key != info0["state"].key
+    assert "take leaflet" in info1.candidates
+    assert info1.state.key != info0.state.key
     _, _, _, _, info2 = zork.step("take leaflet")
-    assert info2["inventory"] == ["leaflet"]
-    assert "inventory: leaflet" in info2["state"].text
-    assert info2["state"].key != info1["state"].key
+    assert info2.inventory == ("leaflet",)
+    assert "inventory: leaflet" in info2.state.text
+    assert info2.state.key != info1.state.key
 
 
 def test_scoring_step_reward_is_score_delta(zork: JerichoEnv) -> None:
     _, info = zork.reset()
-    score = info["score"]
+    score = info.score
     for action in TO_EGG:
         _, reward, _, _, info = zork.step(action)
-        assert reward == info["score"] - score
-        score = info["score"]
+        assert reward == info.score - score
+        score = info.score
     assert reward == EGG_POINTS and score == EGG_POINTS
-    assert "egg" in " ".join(info["inventory"])
+    assert "egg" in " ".join(info.inventory)
 
 
 def test_equal_states_have_equal_keys(zork: JerichoEnv) -> None:
     _, start = zork.reset()
     _, _, _, _, north = zork.step("north")
     _, _, _, _, back = zork.step("west")  # North of House -> West of House
-    assert north["state"].key != start["state"].key
-    assert back["state"].key == start["state"].key
+    assert north.state.key != start.state.key
+    assert back.state.key == start.state.key
     _, again = zork.reset()
-    assert again["state"] == start["state"]
+    assert again.state == start.state
 
 
 def test_valid_action_cache_hits(zork: JerichoEnv) -> None:
@@ -160,7 +170,7 @@ def test_cache_evicts_least_recently_used() -> None:
 
 def test_fallback_when_no_valid_actions(zork: JerichoEnv, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(zork, "_valid_actions", lambda key: ())
-    assert zork.reset()[1]["candidates"] == list(JerichoConfig().fallback_actions)
+    assert zork.reset()[1].candidates == tuple(JerichoConfig().fallback_actions)
 
 
 @pytest.mark.slow
@@ -184,11 +194,11 @@ from jitrl.envs import JerichoEnv
 env = JerichoEnv(sys.argv[1])
 rng = random.Random(0)
 obs, info = env.reset(seed=2)
-rows = [info["candidates"]]
+rows = [info.candidates]
 for _ in range(int(sys.argv[2])):
-    obs, _, done, _, info = env.step(rng.choice(info["candidates"]))
-    rows.append([obs, info["candidates"]])
-    if done or not info["candidates"]:
+    obs, _, done, _, info = env.step(rng.choice(info.candidates))
+    rows.append([obs, info.candidates])
+    if done or not info.candidates:
         break
 print(json.dumps(rows))
 """
@@ -243,14 +253,14 @@ def test_death_ends_episode_without_candidates() -> None:
     env = JerichoEnv(game("detective"))
     try:
         _, info = env.reset()
-        assert info["score"] > 0  # detective starts with points: rewards are deltas from here
+        assert info.score > 0  # detective starts with points: rewards are deltas from here
         rows = play(env, DETECTIVE_DEATH)
-        assert rows[-1][2] is True and rows[-1][3] == []
+        assert rows[-1][2] is True and rows[-1][3] == ()
         assert [r[2] for r in rows[:-1]] == [False, False]
         with pytest.raises(RuntimeError, match="reset"):
             env.step("look")
         _, info = env.reset()
-        assert info["candidates"]
+        assert info.candidates
     finally:
         env.close()
 
@@ -271,8 +281,8 @@ def test_junk_filter_and_candidate_cap() -> None:
     raw = JerichoEnv(path, JerichoConfig(drop_junk_actions=False))
     capped = JerichoEnv(path, JerichoConfig(max_candidates=2))
     try:
-        assert "xyzzy" in raw.reset()[1]["candidates"]
-        candidates = capped.reset()[1]["candidates"]
+        assert "xyzzy" in raw.reset()[1].candidates
+        candidates = capped.reset()[1].candidates
         assert len(candidates) == 2 and "xyzzy" not in candidates
     finally:
         raw.close()

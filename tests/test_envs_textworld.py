@@ -34,7 +34,9 @@ def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def config(cache_root: Path) -> TextWorldConfig:
-    cfg = TextWorldConfig(seed=GAME_SEED, cache_dir=str(cache_root / "textworld"))
+    cfg = TextWorldConfig(
+        seed=GAME_SEED, cache_dir=str(cache_root / "textworld"), privileged_key=True
+    )
     ensure_game(cfg)
     return cfg
 
@@ -53,53 +55,53 @@ def _forbid_generation(*_: object) -> None:
 def test_reset_gives_candidates_and_state(env: TextWorldEnv) -> None:
     obs, info = env.reset()
     assert env.task_id == f"textworld:{GAME_SEED}-custom-w5-o10-q5"
-    assert obs and info["candidates"]
-    assert not {"quit", "restart", "restore", "save"} & set(info["candidates"])
-    assert len(info["candidates"]) == len(set(info["candidates"]))
-    state = info["state"]
+    assert obs and info.candidates
+    assert not {"quit", "restart", "restore", "save"} & set(info.candidates)
+    assert len(info.candidates) == len(set(info.candidates))
+    state = info.state
     assert SHA1_HEX.match(state.key or "") and state.text.startswith("location: ")
-    assert info["location"] and f"location: {info['location']}" in state.text
-    assert "$$" not in info["observation"] and "$$" not in state.text
-    assert info["score"] == 0.0 and info["max_score"] >= 1.0
-    assert not info["won"] and not info["lost"] and env.walkthrough
+    assert info.location and f"location: {info.location}" in state.text
+    assert "$$" not in info.extra["observation"] and "$$" not in state.text
+    assert info.score == 0.0 and info.max_score >= 1.0
+    assert not info.won and not info.lost and env.walkthrough
     _, again = env.reset()
-    assert again["state"] == state
+    assert again.state == state
 
 
 def test_look_keeps_key_and_status_line_is_removed(env: TextWorldEnv) -> None:
     _, info = env.reset()
     obs, reward, terminated, truncated, looked = env.step("look")
     assert reward == 0.0 and not terminated and not truncated
-    assert looked["state"].key == info["state"].key
-    assert not re.search(r"=-\s*\d+/\d+", looked["observation"])
-    assert not re.search(r"\d+/\d+", looked["state"].text)
-    assert looked["raw_observation"] == obs
+    assert looked.state.key == info.state.key
+    assert not re.search(r"=-\s*\d+/\d+", looked.extra["observation"])
+    assert not re.search(r"\d+/\d+", looked.state.text)
+    assert looked.extra["raw_observation"] == obs
 
 
 def test_walkthrough_wins(env: TextWorldEnv) -> None:
     _, info = env.reset()
-    keys = {info["state"].key}
+    keys = {info.state.key}
     total = 0.0
     for action in env.walkthrough:
-        assert not info["won"]
+        assert not info.won
         _, reward, terminated, _, info = env.step(action)
         total += reward
-        keys.add(info["state"].key)
-    assert terminated and info["won"] and not info["lost"]
-    assert total == info["score"] == info["max_score"]
-    assert info["candidates"] == [] and len(keys) == len(env.walkthrough) + 1
+        keys.add(info.state.key)
+    assert terminated and info.won and not info.lost
+    assert total == info.score == info.max_score
+    assert info.candidates == () and len(keys) == len(env.walkthrough) + 1
     with pytest.raises(RuntimeError, match="reset"):
         env.step("look")
 
 
 def test_taking_an_item_shows_in_inventory(env: TextWorldEnv) -> None:
     _, info = env.reset()
-    before = set(info["inventory"])
+    before = set(info.inventory)
     for action in env.walkthrough:
         _, _, _, _, info = env.step(action)
         if action.startswith("take "):
             break
-    gained = set(info["inventory"]) - before
+    gained = set(info.inventory) - before
     assert len(gained) == 1 and next(iter(gained)) in action
 
 
@@ -144,7 +146,7 @@ def test_concurrent_generation_is_safe(tmp_path: Path) -> None:
     assert not list(path.parent.glob(".tmp-*"))
     game = TextWorldEnv(TextWorldConfig(seed=5, cache_dir=str(tmp_path)))
     try:
-        assert game.reset()[1]["candidates"]
+        assert game.reset()[1].candidates
     finally:
         game.close()
 
@@ -155,7 +157,7 @@ def test_simple_game_has_dense_rewards(tmp_path: Path) -> None:
         assert game.task_id == f"textworld:{GAME_SEED}-simple-dense-detailed"
         game.reset()
         rewards = [game.step(action)[1] for action in game.walkthrough]
-        assert sum(rewards) == game.reset()[1]["max_score"] and sum(r > 0 for r in rewards) > 1
+        assert sum(rewards) == game.reset()[1].max_score and sum(r > 0 for r in rewards) > 1
     finally:
         game.close()
 

@@ -14,16 +14,20 @@ from pathlib import Path
 import pytest
 
 from jitrl.analysis.report import render_report
+from jitrl.envs.suites import expand_envs
 from jitrl.memory import open_store
 from jitrl.memory.jsonl import group_episodes
+from jitrl.method.config import JitRLConfig, PolicyConfig
 from jitrl.running.compare import (
-    CompareConfig,
     Price,
-    expand_envs,
+    check_compare,
+    compare_settings,
     make_jobs,
     run_jobs,
     write_settings,
 )
+from jitrl.running.executors import ExecutionConfig
+from jitrl.running.spec import CompareSpec
 
 pytest.importorskip("textworld")
 
@@ -64,55 +68,61 @@ def test_price_parse():
 
 
 def test_config_validation(tmp_path):
-    envs = {"tw1": "textworld:1"}
-    with pytest.raises(ValueError, match="unknown agents"):
-        CompareConfig(envs, agents=("jitrl", "oracle"))
+    one = ExecutionConfig()
+    with pytest.raises(ValueError, match="unknown agent"):
+        check_compare(CompareSpec(agents="jitrl,oracle"), one)
     with pytest.raises(ValueError, match="episodes"):
-        CompareConfig(envs, episodes=0)
+        CompareSpec(episodes=0)
     with pytest.raises(FileNotFoundError, match="warm-from"):
-        CompareConfig(envs, warm_from=str(tmp_path / "none.sqlite"))
-    with pytest.raises(ValueError, match="no environments"):
-        CompareConfig({})
+        check_compare(CompareSpec(warm_from=str(tmp_path / "none.sqlite")), one)
+    with pytest.raises(ValueError, match="agents"):
+        CompareSpec(agents=" , ")
+
+
+def _prepare(spec: CompareSpec, out: Path, workers: int = 2):
+    execution = ExecutionConfig(workers=workers)
+    envs = check_compare(spec, execution)
+    write_settings(compare_settings(spec, envs, execution), out)
+    return make_jobs(spec, envs, out, threads=1), execution
 
 
 def test_settings_of_another_experiment_are_refused(tmp_path):
-    write_settings(CompareConfig({"tw1": "textworld:1"}, max_steps=10), tmp_path)
-    write_settings(CompareConfig({"tw1": "textworld:1"}, max_steps=10, seeds=(4,)), tmp_path)
+    _prepare(CompareSpec(max_steps=10), tmp_path)
+    _prepare(CompareSpec(max_steps=10, seeds=4), tmp_path)
     saved = json.loads((tmp_path / "compare.json").read_text())
     assert saved["seeds"] == [1, 2, 3, 4]
+    assert saved["method"]["policy"]["beta"] == JitRLConfig().policy.beta  # asdict, not repr
     with pytest.raises(ValueError, match="max_steps"):
-        write_settings(CompareConfig({"tw1": "textworld:1"}, max_steps=11), tmp_path)
+        _prepare(CompareSpec(max_steps=11), tmp_path)
 
 
 def _config(**kw):
     base = dict(
-        envs={"tw1": "textworld:1"},
-        agents=("static", "jitrl", "icl", "qlearn", "random"),
-        seeds=(1, 2),
+        env="textworld:1",
+        agents="static,jitrl,icl,qlearn,random",
+        seeds=2,
         episodes=3,
         max_steps=8,
         model="scripted",
-        workers=2,
     )
-    return CompareConfig(**{**base, **kw})
+    return CompareSpec(**{**base, **kw})
 
 
 def test_compare_runs_every_agent_and_reports(tmp_path):
     config = _config()
-    write_settings(config, tmp_path)
-    jobs = make_jobs(config, tmp_path)
+    jobs, execution = _prepare(config, tmp_path)
     assert len(jobs) == 10
     seen = []
-    errors = run_jobs(jobs, config.execution, on_job=seen.append)
+    errors = run_jobs(jobs, execution, on_job=seen.append)
     assert errors == []
     assert sorted((r["agent"], r["seed"]) for r in seen) == sorted(
-        (a, s) for a in config.agents for s in config.seeds
+        (a, s) for a in config.agent_names for s in (1, 2)
     )
     assert all(len(r["scores"]) == 3 for r in seen)
     summary = render_report(tmp_path)
     env = summary["envs"]["tw1"]
-    assert set(env) == set(config.agents)
-    for agent in config.agents:
+    assert set(env) == set(config.agent_names)
+    for agent in config.agent_names:
         assert env[agent]["final_window"]["n"] == 2
     # only the memory agents keep a store; the LLM agents made model calls, the others none
     for agent in ("jitrl", "icl", "qlearn"):
@@ -122,14 +132,13 @@ def test_compare_runs_every_agent_and_reports(tmp_path):
     assert env["random"]["cost"]["llm_calls_per_episode"] == 0
     assert env["static"]["cost"]["llm_calls_per_episode"] > 0
     # rerunning finds nothing to do
-    assert run_jobs(make_jobs(config, tmp_path), config.execution, on_job=seen.append) == []
+    assert run_jobs(_prepare(config, tmp_path)[0], execution, on_job=seen.append) == []
     assert len(seen) == 10
 
 
 def test_warm_start_copies_memory_and_counts_foreign_neighbours(tmp_path):
-    cold = _config(agents=("jitrl",), seeds=(1,), workers=1)
-    write_settings(cold, tmp_path / "cold")
-    assert run_jobs(make_jobs(cold, tmp_path / "cold"), cold.execution) == []
+    cold = _config(agents="jitrl", seeds=1)
+    assert run_jobs(*_prepare(cold, tmp_path / "cold", workers=1)) == []
     # the same game's experience, relabelled as another task's: states match across tasks
     source = open_store(tmp_path / "cold/runs/tw1/jitrl/seed1/memory.sqlite", create=False)
     other = tmp_path / "other.sqlite"
@@ -141,9 +150,8 @@ def test_warm_start_copies_memory_and_counts_foreign_neighbours(tmp_path):
     stored = len(store)
     source.close()
     store.close()
-    warm = _config(agents=("jitrl",), seeds=(1,), workers=1, warm_from=str(other))
-    write_settings(warm, tmp_path / "warm")
-    assert run_jobs(make_jobs(warm, tmp_path / "warm"), warm.execution) == []
+    warm = _config(agents="jitrl", seeds=1, warm_from=str(other))
+    assert run_jobs(*_prepare(warm, tmp_path / "warm", workers=1)) == []
     path = tmp_path / "warm/runs/tw1/jitrl/seed1/episodes.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert rows[0]["memory_size"] == stored + rows[0]["steps"]
@@ -159,15 +167,9 @@ def test_warm_start_copies_memory_and_counts_foreign_neighbours(tmp_path):
 
 
 def test_failed_job_is_reported_and_others_finish(tmp_path):
-    config = _config(
-        envs={"bad": "jericho:/nonexistent/game.z5", "tw1": "textworld:1"},
-        agents=("random",),
-        seeds=(1,),
-        workers=1,
-    )
-    write_settings(config, tmp_path)
-    errors = run_jobs(make_jobs(config, tmp_path), config.execution)
-    assert len(errors) == 1 and "bad/random/seed1" in errors[0]
+    config = _config(env="jericho:/nonexistent/game.z5,textworld:1", agents="random", seeds=1)
+    errors = run_jobs(*_prepare(config, tmp_path, workers=1))
+    assert len(errors) == 1 and "game/random/seed1" in errors[0]
     assert (tmp_path / "runs/tw1/random/seed1/episodes.jsonl").read_text().count("\n") == 3
 
 
@@ -225,11 +227,10 @@ def test_resume_drops_the_decisions_of_an_episode_cut_short(tmp_path):
 
 
 def test_sampling_makes_seeds_differ_and_is_pinned(tmp_path):
-    greedy = _config(agents=("jitrl",), seeds=(1, 2), episodes=2, workers=1)
-    sample = replace(greedy, selection="sample")
+    greedy = _config(agents="jitrl", seeds=2, episodes=2)
+    sample = replace(greedy, method=JitRLConfig(policy=PolicyConfig(selection="sample")))
     for name, cfg in (("greedy", greedy), ("sample", sample)):
-        write_settings(cfg, tmp_path / name)
-        assert run_jobs(make_jobs(cfg, tmp_path / name), cfg.execution) == []
+        assert run_jobs(*_prepare(cfg, tmp_path / name, workers=1)) == []
 
     def actions(name: str, seed: int) -> list[str]:
         path = tmp_path / name / "runs" / "tw1" / "jitrl" / f"seed{seed}" / "decisions.jsonl"
@@ -237,7 +238,7 @@ def test_sampling_makes_seeds_differ_and_is_pinned(tmp_path):
 
     assert actions("greedy", 1) == actions("greedy", 2)  # a deterministic game and model
     assert actions("sample", 1) != actions("sample", 2)
+    with pytest.raises(ValueError, match="method"):
+        _prepare(sample, tmp_path / "greedy")
     with pytest.raises(ValueError, match="selection"):
-        write_settings(sample, tmp_path / "greedy")
-    with pytest.raises(ValueError, match="selection"):
-        replace(greedy, selection="best")
+        PolicyConfig(selection="best")  # type: ignore[arg-type]

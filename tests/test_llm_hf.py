@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from jitrl.agents.prompts import build_prompt
+from jitrl.envs.base import StepInfo
 from jitrl.llm import LanguageModel, Prompt, load_model
 from jitrl.llm.hf import ContextOverflowError, HFConfig, HFModel
 
@@ -50,14 +51,14 @@ STATES: list[tuple[str, dict[str, Any], list[str], list[str]]] = [
     (
         "West of House\nYou are standing in an open field west of a white house, with a boarded "
         "front door.\nThere is a small mailbox here.",
-        {"location": "West of House", "inventory": []},
+        StepInfo(location="West of House", inventory=()),
         [],
         ["open mailbox", "north", "south", "west", "go around the house", "xyzzy"],
     ),
     (
         "Behind House\nYou are behind the white house. A path leads into the forest to the east. "
         "In one corner of the house there is a small window which is slightly ajar.",
-        {"location": "Behind House", "inventory": ["leaflet"]},
+        StepInfo(location="Behind House", inventory=("leaflet",)),
         ["open mailbox", "read leaflet", "north", "east"],
         ["open window", "enter window", "east", "north", "south", "drop leaflet", "jump"],
     ),
@@ -65,14 +66,14 @@ STATES: list[tuple[str, dict[str, Any], list[str], list[str]]] = [
         "Kitchen\nYou are in the kitchen of the white house. A table seems to have been used "
         "recently for the preparation of food. On the table is an elongated brown sack, "
         "smelling of hot peppers. A bottle is sitting on the table.",
-        {"location": "Kitchen", "inventory": ["leaflet"]},
+        StepInfo(location="Kitchen", inventory=("leaflet",)),
         ["east", "open window", "enter window"],
         ["take sack", "take bottle", "open sack", "west", "up", "go down the chimney", "sing"],
     ),
     (
         "-= Pantry =- You find yourself in a pantry. You see a shelf. On the shelf you see a red "
         "apple and a cookbook. You need an unguarded exit? You should try going west.",
-        {"location": "Pantry", "inventory": ["knife"]},
+        StepInfo(location="Pantry", inventory=("knife",)),
         ["go east", "take knife"],
         ["read cookbook", "take red apple", "go west", "examine shelf", "eat knife"],
     ),

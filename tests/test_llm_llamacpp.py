@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from jitrl.agents.prompts import build_prompt
+from jitrl.envs.base import StepInfo
 from jitrl.llm import LanguageModel, Prompt, load_model
 from jitrl.llm.llamacpp import (
     ContextOverflowError,
@@ -32,7 +33,7 @@ ZORK_OBSERVATION = (
     "West of House\nYou are standing in an open field west of a white house, with a boarded "
     "front door.\nThere is a small mailbox here.\n"
 )
-ZORK_INFO = {"location": "West of House", "inventory": []}
+ZORK_INFO = StepInfo(location="West of House", inventory=())
 ZORK_CANDIDATES = ["open mailbox", "north", "south", "west", "go around the house", "xyzzy"]
 CAPITAL = Prompt(
     system="You are a helpful assistant.",

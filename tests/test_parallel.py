@@ -15,10 +15,18 @@ from jitrl.memory.base import episode_records, order_by_episode, stored_episode_
 from jitrl.method.config import JitRLConfig
 from jitrl.method.learner import JitRL
 from jitrl.method.types import Experience, State
-from jitrl.running.compare import CompareConfig, make_jobs, run_job, run_jobs, write_settings
+from jitrl.running.compare import (
+    check_compare,
+    compare_settings,
+    make_jobs,
+    run_job,
+    run_jobs,
+    write_settings,
+)
 from jitrl.running.executors import ExecutionConfig, ProcessExecutor
-from jitrl.running.rounds import RunSpec, run_parallel
+from jitrl.running.rounds import run_parallel
 from jitrl.running.run_folder import RunWriter
+from jitrl.running.spec import CompareSpec, RunSpec
 
 
 def _episode(jit: JitRL, episode_id: str, state: str, action: str, reward: float) -> None:
@@ -87,7 +95,7 @@ def test_execution_config_validates():
     with pytest.raises(ValueError, match="workers"):
         ExecutionConfig(workers=0)
     with pytest.raises(ValueError, match="ray"):
-        ExecutionConfig(address="ray://x:10001")
+        ExecutionConfig(ray_address="ray://x:10001")
 
 
 def _fails(x: int) -> int:
@@ -104,16 +112,23 @@ def test_process_executor_returns_results_and_errors():
     assert isinstance(got[2], ValueError) and "two is bad" in str(got[2])
 
 
-def _spec(memory: Path | str | None, agent: str = "jitrl") -> RunSpec:
+def _spec(memory: Path | str, agent: str = "jitrl") -> RunSpec:
     return RunSpec(
         env="textworld:1",
         agent=agent,
         model="scripted",
-        memory=str(memory) if memory else None,
+        memory=str(memory),
         max_steps=8,
         seed=1,
-        config=JitRLConfig(),
+        method=JitRLConfig(),
     )
+
+
+def _compare(spec: CompareSpec, out: Path, workers: int = 2) -> tuple[list, ExecutionConfig]:
+    execution = ExecutionConfig(workers=workers)
+    envs = check_compare(spec, execution)
+    write_settings(compare_settings(spec, envs, execution), out)
+    return make_jobs(spec, envs, out, threads=1), execution
 
 
 def _decisions(folder: Path) -> list[dict]:
@@ -128,7 +143,11 @@ def test_parallel_run_rounds_share_memory_deterministically(tmp_path):
         spec = _spec(tmp_path / f"{name}.sqlite")
         writer = RunWriter(tmp_path / name, {})
         results = run_parallel(
-            spec, writer, episodes=5, execution=ExecutionConfig(workers=2, poll_seconds=0.5)
+            spec,
+            writer,
+            episodes=5,
+            execution=ExecutionConfig(workers=2, poll_seconds=0.5),
+            threads=1,
         )
         assert [r.index for r in results] == [0, 1, 2, 3, 4]
         runs.append(_decisions(tmp_path / name))
@@ -160,14 +179,16 @@ def test_a_failed_round_stores_nothing_after_the_failure_and_resumes(tmp_path, m
     monkeypatch.setattr(parallel._Worker, "play", failing)  # forked workers inherit it
     spec, execution = _spec(tmp_path / "m.sqlite"), ExecutionConfig(workers=2, poll_seconds=0.5)
     with pytest.raises(RuntimeError, match="episode 2 failed"):
-        run_parallel(spec, RunWriter(tmp_path / "run", {}), episodes=4, execution=execution)
+        run_parallel(
+            spec, RunWriter(tmp_path / "run", {}), episodes=4, execution=execution, threads=1
+        )
     with closing(open_store(tmp_path / "m.sqlite")) as store:
         ids = stored_episode_ids(store)
     written = [r.episode_id for r in RunWriter(tmp_path / "run", {}).results]
     assert ids == written and len(ids) == 2  # episode 3 finished but was not stored
     monkeypatch.setattr(parallel._Worker, "play", play)
     writer = RunWriter(tmp_path / "run", {})
-    run_parallel(spec, writer, episodes=2, execution=execution)
+    run_parallel(spec, writer, episodes=2, execution=execution, threads=1)
     with closing(open_store(tmp_path / "m.sqlite")) as store:
         assert stored_episode_ids(store) == [r.episode_id for r in writer.results]
     assert [r.index for r in writer.results] == [0, 1, 2, 3]
@@ -178,8 +199,10 @@ def test_parallel_run_workers_share_one_postgres_memory(tmp_path, pg_url):
     sqlite_writer = RunWriter(tmp_path / "sqlite", {})
     pg_writer = RunWriter(tmp_path / "pg", {})
     execution = ExecutionConfig(workers=2, poll_seconds=0.5)
-    run_parallel(_spec(tmp_path / "m.sqlite"), sqlite_writer, episodes=4, execution=execution)
-    run_parallel(_spec(pg_url), pg_writer, episodes=4, execution=execution)
+    run_parallel(
+        _spec(tmp_path / "m.sqlite"), sqlite_writer, episodes=4, execution=execution, threads=1
+    )
+    run_parallel(_spec(pg_url), pg_writer, episodes=4, execution=execution, threads=1)
     with closing(open_store(pg_url)) as store:
         ids = stored_episode_ids(store)
     assert sorted(ids) == sorted(r.episode_id for r in pg_writer.results) and len(ids) == 4
@@ -194,28 +217,19 @@ def test_parallel_run_refuses_sequential_agents(tmp_path):
             RunWriter(tmp_path, {}),
             episodes=2,
             execution=two,
+            threads=1,
         )
-    with pytest.raises(ValueError, match="memory"):
-        _spec(None)
 
 
 def test_compare_jobs_keep_their_own_schema_in_one_postgres_database(tmp_path, pg_url):
     pytest.importorskip("textworld")
-    base = dict(
-        envs={"tw1": "textworld:1"},
-        agents=("jitrl",),
-        seeds=(1, 2),
-        episodes=2,
-        max_steps=6,
-        model="scripted",
-        workers=2,
-    )
-    sqlite_cfg = CompareConfig(**base)  # type: ignore[arg-type]
-    pg_cfg = CompareConfig(**base, memory=pg_url)  # type: ignore[arg-type]
-    assert run_jobs(make_jobs(sqlite_cfg, tmp_path / "sqlite"), sqlite_cfg.execution) == []
-    write_settings(pg_cfg, tmp_path / "pg")
-    assert run_jobs(make_jobs(pg_cfg, tmp_path / "pg"), pg_cfg.execution) == []
-    for job in make_jobs(pg_cfg, tmp_path / "pg"):
+    base = dict(env="textworld:1", agents="jitrl", seeds=2, episodes=2, max_steps=6)
+    sqlite_cfg = CompareSpec(**base, model="scripted")  # type: ignore[arg-type]
+    pg_cfg = CompareSpec(**base, model="scripted", memory=pg_url)  # type: ignore[arg-type]
+    assert run_jobs(*_compare(sqlite_cfg, tmp_path / "sqlite")) == []
+    pg_jobs, execution = _compare(pg_cfg, tmp_path / "pg")
+    assert run_jobs(pg_jobs, execution) == []
+    for job in _compare(pg_cfg, tmp_path / "pg")[0]:
         with closing(job.open_store()) as store:
             assert len(stored_episode_ids(store)) == 2  # this job's episodes only
         folder = Path(job.folder)
@@ -224,23 +238,22 @@ def test_compare_jobs_keep_their_own_schema_in_one_postgres_database(tmp_path, p
     settings = (tmp_path / "pg" / "compare.json").read_text()
     assert "password" not in settings and json.loads(settings)["id"]
     # the output deleted and the comparison run again: new stores, not the old memory
-    old = make_jobs(pg_cfg, tmp_path / "pg")[0]
+    old = _compare(pg_cfg, tmp_path / "pg")[0][0]
     shutil.rmtree(tmp_path / "pg")
-    write_settings(pg_cfg, tmp_path / "pg")
-    again = make_jobs(pg_cfg, tmp_path / "pg")
+    again, execution = _compare(pg_cfg, tmp_path / "pg")
     assert again[0].comparison != old.comparison
-    assert run_jobs(again, pg_cfg.execution) == []
+    assert run_jobs(again, execution) == []
     with closing(again[0].open_store()) as store:
         assert len(stored_episode_ids(store)) == 2
 
 
 def test_a_job_refuses_a_store_that_holds_another_run(tmp_path, pg_url):
     pytest.importorskip("textworld")
-    cfg = CompareConfig(
-        {"tw1": "textworld:1"}, agents=("jitrl",), seeds=(1,), episodes=1, max_steps=4,
+    cfg = CompareSpec(
+        env="textworld:1", agents="jitrl", seeds=1, episodes=1, max_steps=4,
         model="scripted", memory=pg_url,
     )  # fmt: skip
-    job = replace(make_jobs(cfg, tmp_path)[0], comparison="fixed-id")
+    job = replace(_compare(cfg, tmp_path)[0][0], comparison="fixed-id")
     with closing(job.open_store()) as store:
         store.add_episode([Experience(State("s"), "a", 0.0, "old-run", 0, "t")])
     with pytest.raises(RuntimeError, match="another run"):
@@ -253,13 +266,13 @@ def _actions(folder: Path) -> list[str]:
 
 def test_compare_memory_must_be_postgres():
     with pytest.raises(ValueError, match="postgresql"):
-        CompareConfig({"tw1": "textworld:1"}, memory="memory.sqlite")
+        check_compare(CompareSpec(memory="memory.sqlite"), ExecutionConfig())
 
 
 def test_a_cluster_needs_a_server_store(tmp_path):
+    cluster = ExecutionConfig(backend="ray", ray_address="ray://head:10001")
     with pytest.raises(ValueError, match="postgresql"):
-        CompareConfig({"tw1": "textworld:1"}, backend="ray", ray_address="ray://head:10001")
-    cluster = ExecutionConfig(backend="ray", address="ray://head:10001")
+        check_compare(CompareSpec(), cluster)
     with pytest.raises(ValueError, match="postgresql"):
         run_parallel(_spec(tmp_path / "m.sqlite"), RunWriter(tmp_path, {}), episodes=1,
-                     execution=cluster)  # fmt: skip
+                     execution=cluster, threads=1)  # fmt: skip

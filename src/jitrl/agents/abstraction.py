@@ -28,6 +28,7 @@ from pathlib import Path
 
 from cachetools import LRUCache
 
+from jitrl.fileio import read_jsonl
 from jitrl.llm.base import LanguageModel, Prompt
 
 log = logging.getLogger(__name__)
@@ -132,19 +133,19 @@ def load_cache(path: Path) -> dict[CacheKey, CacheValue]:
     entries: dict[CacheKey, CacheValue] = {}
     if not path.exists():
         return entries
+    malformed: list[int] = []
     bad = 0
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            try:
-                row = json.loads(line)
-                key, text = row["key"], row["text"]
-            except (ValueError, TypeError, KeyError):
-                bad += 1
-                continue
-            if isinstance(key, str) and (text is None or isinstance(text, str)):
-                entries[key] = text
-            else:
-                bad += 1
+    for _, row in read_jsonl(path, skipped=malformed):
+        try:
+            key, text = row["key"], row["text"]
+        except (TypeError, KeyError):
+            bad += 1
+            continue
+        if isinstance(key, str) and (text is None or isinstance(text, str)):
+            entries[key] = text
+        else:
+            bad += 1
+    bad += len(malformed)
     if bad:
         log.warning("state cache %s: %d unreadable lines skipped", path, bad)
     return entries

@@ -1,7 +1,7 @@
 """Baseline agents without a language model: a uniform random policy and tabular Q-learning.
 
 Both follow :class:`jitrl.agents.Agent` and choose among the environment's candidate actions
-(``info["candidates"]``); the ``valid`` hook of the episode loop is not needed and is ignored.
+(``info.shown``); the ``valid`` hook of the episode loop is not needed and is ignored.
 
 :class:`QLearnAgent` keeps its table in memory and its episodes in an
 :class:`~jitrl.memory.base.ExperienceStore`. Its choice is greedy, so the value of the action
@@ -15,15 +15,15 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from jitrl.envs.base import StepInfo
 from jitrl.memory.base import ExperienceStore
 from jitrl.method.returns import discounted_returns
 from jitrl.method.types import Decision, Experience, State
 
-TableKey = tuple[str, str]  # (state_id(state), action)
+TableKey = tuple[str, str]  # (state.identity, action)
 
 
 def _check(condition: bool, message: str) -> None:
@@ -56,17 +56,9 @@ class QLearnConfig:
         _check(0.0 <= self.terminal_penalty < math.inf, "terminal_penalty must be finite and >= 0")
 
 
-def state_id(state: State) -> str:
-    """The table's name for a state: its exact key, or its text when it has no key."""
-    return f"key:{state.key}" if state.key is not None else f"text:{state.text}"
-
-
-def _observe(observation: str, info: dict[str, Any]) -> tuple[State, tuple[str, ...]]:
+def _observe(info: StepInfo) -> tuple[State, tuple[str, ...]]:
     """The abstracted state and the candidate actions (raises if there are none)."""
-    state = info.get("state")
-    if not isinstance(state, State):
-        state = State(observation)
-    candidates = tuple(info.get("candidates") or ())
+    state, candidates = info.state, info.shown
     if not candidates:
         raise ValueError("no candidate actions to choose from")
     return state, candidates
@@ -105,15 +97,15 @@ class RandomAgent:
         """Restart the generator (parallel runs seed every episode)."""
         self.rng = np.random.default_rng(seed)
 
-    def begin(self, task_id: str, episode_id: str) -> None:
+    def begin(self, task_id: str, episode_id: str, *, learn: bool = True) -> None:
         """Nothing to prepare."""
 
     def act(
-        self, observation: str, info: dict[str, Any], valid: Callable[[str], bool] | None
+        self, observation: str, info: StepInfo, valid: Callable[[str], bool] | None
     ) -> Decision:
         """Draw one candidate uniformly at random."""
         t0 = time.perf_counter()
-        state, candidates = _observe(observation, info)
+        state, candidates = _observe(info)
         n = len(candidates)
         chosen = int(self.rng.integers(n))
         return _decision(state, candidates, (0.0,) * n, (1.0 / n,) * n, chosen, t0)
@@ -150,6 +142,7 @@ class QLearnAgent:
         self.config = config or QLearnConfig()
         self.rng = np.random.default_rng(seed)
         self._q: dict[TableKey, float] = {}
+        self._learn = True
         self._undo: list[tuple[TableKey, float | None]] = []
         self._episode: tuple[str, str] | None = None
         self._steps: list[tuple[State, str]] = []
@@ -168,30 +161,32 @@ class QLearnAgent:
 
     def q_value(self, state: State, action: str) -> float:
         """``Q(state, action)``; ``optimistic_value`` when the action was never tried there."""
-        return self._q.get((state_id(state), action), self.config.optimistic_value)
+        return self._q.get((state.identity, action), self.config.optimistic_value)
 
-    def begin(self, task_id: str, episode_id: str) -> None:
-        """Start recording a new episode."""
+    def begin(self, task_id: str, episode_id: str, *, learn: bool = True) -> None:
+        """Start recording a new episode; ``learn=False`` leaves the table and store as they
+        are (a test episode)."""
         self._episode = (task_id, episode_id)
+        self._learn = learn
         self._steps, self._rewards, self._undo = [], [], []
 
     def act(
-        self, observation: str, info: dict[str, Any], valid: Callable[[str], bool] | None
+        self, observation: str, info: StepInfo, valid: Callable[[str], bool] | None
     ) -> Decision:
         """Greedy choice (ties at random), then the update of the previous step."""
         if self._episode is None:
             raise RuntimeError("act() before begin()")
         t0 = time.perf_counter()
-        state, candidates = _observe(observation, info)
+        state, candidates = _observe(info)
         values = tuple(self.q_value(state, a) for a in candidates)
         best = max(values)
         ties = [i for i, v in enumerate(values) if v == best]
         chosen = ties[int(self.rng.integers(len(ties)))]
-        if self._steps:
+        if self._steps and self._learn:
             if len(self._rewards) < len(self._steps):
                 self._rewards.append(0.0)  # the previous step got no explicit reward
             prev_state, prev_action = self._steps[-1]
-            self._update((state_id(prev_state), prev_action), self._rewards[-1], best)
+            self._update((prev_state.identity, prev_action), self._rewards[-1], best)
         self._steps.append((state, candidates[chosen]))
         one_hot = tuple(1.0 if i == chosen else 0.0 for i in range(len(candidates)))
         return _decision(state, candidates, values, one_hot, chosen, t0)
@@ -215,11 +210,13 @@ class QLearnAgent:
             return
         task_id, episode_id = self._episode
         self._episode = None
+        if not self._learn:
+            return
         rewards = self._rewards + [0.0] * (len(self._steps) - len(self._rewards))
         if failed:
             rewards[-1] -= self.config.terminal_penalty
         last_state, last_action = self._steps[-1]
-        self._update((state_id(last_state), last_action), rewards[-1], None)
+        self._update((last_state.identity, last_action), rewards[-1], None)
         if self.store is None:
             return
         now = time.time()
@@ -272,5 +269,5 @@ class QLearnAgent:
             for t, exp in enumerate(records):
                 nxt = records[t + 1] if t + 1 < len(records) else None
                 bootstrap = None if nxt is None else self.q_value(nxt.state, nxt.action)
-                self._update((state_id(exp.state), exp.action), exp.reward, bootstrap)
+                self._update((exp.state.identity, exp.action), exp.reward, bootstrap)
         self._undo = []

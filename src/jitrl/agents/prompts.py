@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from jitrl.envs.base import StepInfo
+from jitrl.envs.factory import is_web_spec
 from jitrl.llm.base import Prompt
 from jitrl.method.types import Neighbour
 
@@ -36,6 +37,9 @@ class PromptConfig:
     """Heading of the in-context memory block (``icl`` agent): one line per neighbour follows."""
     return_decimals: int = 1
     """Decimals of the returns written into the in-context memory block."""
+    show_goal: bool = False
+    """Open the per-step part with the environment's goal (``info.goal``), for tasks whose goal
+    changes from instance to instance; off for games with a fixed objective."""
 
     def __post_init__(self) -> None:
         if self.history < 0:
@@ -50,15 +54,13 @@ WEB_SYSTEM = (
     "You are a web agent. Read the goal and the page's elements, then answer with the next "
     "action that makes progress towards the goal."
 )
-WEB_SPEC_PREFIXES = ("miniwob:", "webarena", "workarena:", "browsergym:")
-"""Environment specs of web tasks (see :func:`jitrl.envs.make_env`)."""
 WEB_OBSERVATION_CHARS = 2000
 """Web observations (goal plus accessibility tree) need more room than a game's text."""
 
 
 def prompt_config_for(env_spec: str) -> PromptConfig:
     """The prompt settings that suit an environment: web tasks get their own instructions."""
-    if env_spec.startswith(WEB_SPEC_PREFIXES):
+    if is_web_spec(env_spec):
         return PromptConfig(
             system=WEB_SYSTEM,
             max_observation_chars=WEB_OBSERVATION_CHARS,
@@ -72,7 +74,7 @@ _SPACES = re.compile(r"\s+")
 
 def build_prompt(
     observation: str,
-    info: dict[str, Any],
+    info: StepInfo,
     history: Sequence[str],
     config: PromptConfig | None = None,
     experience: Sequence[Neighbour] = (),
@@ -86,9 +88,11 @@ def build_prompt(
     cfg = config or PromptConfig()
     obs = _SPACES.sub(" ", observation).strip()[: cfg.max_observation_chars]
     lines = []
-    if info.get("location"):
-        lines.append(f"Location: {info['location']}")
-    inventory = info.get("inventory")
+    if cfg.show_goal and info.goal:
+        lines.append(f"Task: {_SPACES.sub(' ', info.goal).strip()}")
+    if info.location:
+        lines.append(f"Location: {info.location}")
+    inventory = info.inventory
     if inventory is not None:
         lines.append(f"Inventory: {', '.join(inventory) if inventory else 'nothing'}")
     if cfg.history and history:

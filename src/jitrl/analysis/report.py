@@ -15,15 +15,15 @@ An agent with no episode on an environment is left out of its summary and named 
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import statistics
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from jitrl.analysis.stats import Interval, auc, curve_ci, final_window, mean_ci, window_means
-from jitrl.running.records import read_jsonl
+from jitrl.fileio import atomic_write_bytes, atomic_write_text, read_jsonl
 
 Row = dict[str, Any]
 DEFAULT_WINDOW = 5
@@ -34,13 +34,6 @@ _DEFAULTS = dict.fromkeys(
     0,
 )
 """Figures read as 0 when a line lacks them (old ``episodes.jsonl`` files lack the first six)."""
-
-
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    """Call ``write`` on a temporary file, then move it onto ``path`` (never half a file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    tmp.replace(path)
 
 
 def load_settings(out: Path) -> dict[str, Any]:
@@ -345,7 +338,9 @@ def plot_curves(summary: dict[str, Any], path: Path) -> None:
         ax.set_visible(False)
     fig.suptitle("Score per episode: mean over seeds, shaded 95% CI")
     fig.tight_layout()
-    _write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", metadata={"Software": None}))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def render_report(out: Path) -> dict[str, Any]:
@@ -358,8 +353,8 @@ def render_report(out: Path) -> dict[str, Any]:
     settings = load_settings(out)
     summary = summarise_compare(settings, _load_runs(out, settings))
     text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
-    _write_atomic(out / "summary.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    atomic_write_text(out / "summary.json", text)
     report = render_markdown(summary)
-    _write_atomic(out / "report.md", lambda tmp: tmp.write_text(report, encoding="utf-8"))
+    atomic_write_text(out / "report.md", report)
     plot_curves(summary, out / "curves.png")
     return summary

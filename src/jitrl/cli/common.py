@@ -18,9 +18,6 @@ memory_app = typer.Typer(help="Inspect, export and import experience stores.", n
 app.add_typer(memory_app, name="memory")
 console = Console()
 
-DEFAULT_MEMORY = "jitrl-memory.sqlite"
-"""Store used when no --memory is given (in the current directory)."""
-
 
 def setup_logging(level: str) -> None:
     """Log through rich to the console at ``level``."""

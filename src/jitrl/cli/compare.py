@@ -9,112 +9,43 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from jitrl.agents import AGENTS
 from jitrl.cli.common import app, console, fail, progress_bar, setup_logging
+from jitrl.cli.options import with_settings
 from jitrl.running.compare import (
-    CompareConfig,
-    Price,
-    expand_envs,
+    check_compare,
+    compare_settings,
     make_jobs,
     run_jobs,
     write_settings,
 )
+from jitrl.running.executors import ExecutionConfig
+from jitrl.running.spec import CompareSpec, model_threads
 
 log = logging.getLogger(__name__)
 
 
-def _compare_config(
-    env: str,
-    game_seed: int,
-    agents: str,
-    seeds: int,
-    extra: dict[str, Any],
-) -> CompareConfig:
-    try:
-        envs = expand_envs(env, game_seed)
-        price = Price.parse(extra.pop("price")) if extra.get("price") else None
-        return CompareConfig(
-            envs=envs,
-            agents=tuple(a.strip() for a in agents.split(",") if a.strip()),
-            seeds=tuple(range(1, seeds + 1)),
-            price=price,
-            **{k: v for k, v in extra.items() if k != "price"},
-        )
-    except (ValueError, FileNotFoundError) as err:
-        raise fail(str(err)) from err
-
-
 @app.command()
+@with_settings
 def compare(
-    env: Annotated[
-        str,
-        typer.Option(
-            help="suites, comma-separated: jericho:DIR (every game in it), jericho:PATH, "
-            "textworld:K (K games generated from --game-seed on), textworld-simple:K"
-        ),
-    ] = "textworld:1",
-    agents: Annotated[str, typer.Option(help=f"comma-separated, from {','.join(AGENTS)}")] = (
-        ",".join(AGENTS)
-    ),
-    episodes: Annotated[int, typer.Option(min=1, help="episodes per agent and seed")] = 20,
-    max_steps: Annotated[int, typer.Option(min=1, help="steps per episode")] = 40,
-    seeds: Annotated[int, typer.Option(min=1, help="number of seeds (1..K)")] = 3,
-    workers: Annotated[int, typer.Option(min=1, help="jobs running at once")] = 2,
-    backend: Annotated[str, typer.Option(help="process | ray (where the jobs run)")] = "process",
-    ray_address: Annotated[
-        str | None, typer.Option(help="Ray cluster to join (default: a local Ray)")
-    ] = None,
-    memory: Annotated[
-        str | None,
-        typer.Option(
-            help="postgresql:// URL holding every job's store, one schema per job "
-            "(default: memory.sqlite in each run folder)"
-        ),
-    ] = None,
-    game_seed: Annotated[int, typer.Option(min=0, help="first TextWorld generation seed")] = 1,
+    spec: CompareSpec,
+    execution: ExecutionConfig,
     out: Annotated[Path, typer.Option(help="output folder (rerun to resume)")] = Path(
         "runs/compare"
     ),
-    model: Annotated[str, typer.Option(help="language model of the LLM agents")] = "llamacpp",
-    threads: Annotated[int | None, typer.Option(min=1, help="model threads per worker")] = None,
-    window: Annotated[int, typer.Option(min=1, help="final-window size of the report")] = 5,
-    selection: Annotated[
-        str, typer.Option(help="greedy | sample (seeds then differ on deterministic games)")
-    ] = "greedy",
-    warm_from: Annotated[
-        str | None, typer.Option(help="store every memory agent starts from (transfer)")
-    ] = None,
-    price: Annotated[
-        str | None, typer.Option(help="$ per million tokens: IN or IN,OUT (API backends)")
-    ] = None,
     log_level: Annotated[str, typer.Option(help="logging level")] = "WARNING",
 ) -> None:
     """Compare agents on environments over seeds: learning curves, final scores and cost."""
     setup_logging(log_level)
-    extra = {
-        "episodes": episodes,
-        "max_steps": max_steps,
-        "workers": workers,
-        "model": model,
-        "threads": threads,
-        "window": window,
-        "warm_from": warm_from,
-        "price": price,
-        "selection": selection,
-        "backend": backend,
-        "ray_address": ray_address,
-        "memory": memory,
-    }
-    config = _compare_config(env, game_seed, agents, seeds, extra)
     try:
-        write_settings(config, out)
-    except ValueError as err:
+        envs = check_compare(spec, execution)
+        write_settings(compare_settings(spec, envs, execution), out)
+    except (ValueError, FileNotFoundError) as err:
         raise fail(str(err)) from err
-    jobs = make_jobs(config, out)
+    jobs = make_jobs(spec, envs, out, model_threads(execution.workers, spec.threads))
     total = sum(j.episodes for j in jobs)
     done_before = sum(min(j.done(), j.episodes) for j in jobs)
     console.print(
-        f"{len(config.envs)} env(s) × {len(config.agents)} agent(s) × {len(config.seeds)} "
+        f"{len(envs)} env(s) × {len(spec.agent_names)} agent(s) × {spec.seeds} "
         f"seed(s): {total} episodes, {done_before} already done; output {out}"
     )
     progress = progress_bar()
@@ -123,7 +54,7 @@ def compare(
         try:
             errors = run_jobs(
                 jobs,
-                config.execution,
+                execution,
                 on_progress=lambda n: progress.update(task, completed=done_before + n),
             )
         except (ImportError, RuntimeError) as err:  # no Ray, or Ray cannot start

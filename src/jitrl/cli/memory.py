@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from jitrl.cli.common import DEFAULT_MEMORY, console, fail, memory_app
+from jitrl.cli.common import console, fail, memory_app
 from jitrl.memory import open_store
-from jitrl.memory.base import ExperienceStore, StoreError
+from jitrl.memory.base import DEFAULT_MEMORY, ExperienceStore, StoreError
 from jitrl.memory.jsonl import export_jsonl, import_jsonl
 
 

@@ -7,7 +7,15 @@ constructed, so ``import jitrl.envs`` works without the ``jericho``/``textworld`
 
 from __future__ import annotations
 
-from jitrl.envs.base import Info, StepLimit, StepResult, TextEnv
+from jitrl.envs.base import (
+    BaseTextEnv,
+    Fold,
+    StepInfo,
+    StepLimit,
+    StepResult,
+    TextEnv,
+    Wrapper,
+)
 from jitrl.envs.browsergym import BrowserGymConfig, BrowserGymEnv
 from jitrl.envs.errors import WebEnvError
 from jitrl.envs.factory import expand_suite, make_env
@@ -15,17 +23,20 @@ from jitrl.envs.jericho import JerichoConfig, JerichoEnv
 from jitrl.envs.textworld import TextWorldConfig, TextWorldEnv, ensure_game
 
 __all__ = [
+    "BaseTextEnv",
     "BrowserGymConfig",
     "BrowserGymEnv",
-    "Info",
+    "Fold",
     "JerichoConfig",
     "JerichoEnv",
+    "StepInfo",
     "StepLimit",
     "StepResult",
     "TextEnv",
     "TextWorldConfig",
     "TextWorldEnv",
     "WebEnvError",
+    "Wrapper",
     "ensure_game",
     "expand_suite",
     "make_env",

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from jitrl.envs import web_candidates as wc
 from jitrl.envs import web_page as wp
-from jitrl.envs.base import Info, StepResult
+from jitrl.envs.base import BaseTextEnv, Fold, StepInfo, StepResult
 from jitrl.envs.errors import BrowserLaunchError, WebConfigError, WebEnvError, WebTimeoutError
 from jitrl.envs.web_benchmarks import WEB_INSTALL_HINT, miniwob_tasks, miniwob_url, task_kwargs
 from jitrl.envs.web_browser import Watchdog, find_browser, kill_marked, playwright_for
@@ -155,18 +155,23 @@ def _quiet_overrides() -> None:
         env_logger.addFilter(_QuietOverrides())
 
 
+MAX_RESOLVABLE = 10_000
+"""Most actions of one page whose labels resolve (every action a page allows, in practice)."""
+
+
 def _display_url(url: str) -> str:
     """URLs as shown to the agent; local files (MiniWoB) by their name only."""
     return Path(url[len("file://") :]).name if url.startswith("file://") else url
 
 
-class BrowserGymEnv:
+class BrowserGymEnv(BaseTextEnv):
     """A BrowserGym task behind the :class:`jitrl.envs.base.TextEnv` protocol.
 
-    ``info`` carries, besides the protocol's keys: ``"candidate_labels"`` (readable meaning of
-    each candidate, aligned), ``"elements"`` (the actionable elements: bid, role, label, value,
-    states), ``"goal"``, ``"url"``, ``"title"``, ``"axtree"`` (the page text),
-    ``"last_action_error"`` and ``"task_info"`` (the validator's details).
+    ``info.labels`` name each candidate readably (``click button 'Submit'``); ``info.extra``
+    carries ``"elements"`` (the actionable elements: bid, role, label, value, states), ``"url"``,
+    ``"title"``, ``"axtree"`` (the page text), ``"last_action_error"`` and ``"task_info"`` (the
+    validator's details). A label of any action the page allows now resolves to its action, also
+    when it is not among the candidates shown (memory proposes labels of similar pages).
 
     Seeding: ``reset(seed=s)`` seeds the task and the seed sticks; ``reset()`` replays the last
     seed (initially ``config.seed``).
@@ -188,6 +193,7 @@ class BrowserGymEnv:
         self._env: Any = None
         self._seed = self.config.seed
         self._elements: list[wp.Element] = []
+        self._by_label: dict[str, str] = {}
         self._start_url = ""
         self._score = 0.0
         self._over = True
@@ -197,8 +203,9 @@ class BrowserGymEnv:
         """The seed the next ``reset()`` without a seed will use."""
         return self._seed
 
-    def reset(self, *, seed: int | None = None) -> tuple[str, Info]:
-        """Start a new episode: fresh browsers, the task set up with ``seed``."""
+    def reset(self, *, seed: int | None = None, fold: Fold = "train") -> tuple[str, StepInfo]:
+        """Start a new episode: fresh browsers, the task set up with ``seed`` (MiniWoB draws
+        the instance from it; ``fold`` is ignored)."""
         if seed is not None:
             BrowserGymConfig(task=self.config.task, seed=seed)  # validates the seed
             self._seed = seed
@@ -226,14 +233,24 @@ class BrowserGymEnv:
         return text, reward, self._over, bool(truncated), info
 
     def is_valid(self, action: str) -> bool:
-        """Whether ``action`` parses as one allowed BrowserGym action on elements shown now."""
+        """Whether ``action`` is the label of an action the page allows now, or parses as one
+        allowed BrowserGym action on elements shown now."""
         if self._over or not action.strip():
             return False
+        if action in self._by_label:
+            return True
         try:
             self._actions.to_python_code(action)
         except Exception:  # pyparsing, NameError, ValueError: all mean "not an action"
             return False
         return wc.bids_exist(action, self._elements)
+
+    def resolve(self, action: str) -> str:
+        """The BrowserGym action a label names (a candidate shown, else any action the page
+        allows now), else ``action`` unchanged."""
+        if self._last_info.labels is not None and action in self._last_info.labels:
+            return super().resolve(action)
+        return self._by_label.get(action, action)
 
     def close(self) -> None:
         """Close the browsers (and kill any this environment left running)."""
@@ -292,7 +309,7 @@ class BrowserGymEnv:
 
     def _observe(
         self, obs: dict[str, Any], task_info: dict[str, Any], reward: float = 0.0
-    ) -> tuple[str, Info]:
+    ) -> tuple[str, StepInfo]:
         goal = str(obs.get("goal", ""))
         url = str(obs.get("url", ""))
         titles = obs.get("open_pages_titles") or ("",)
@@ -311,26 +328,32 @@ class BrowserGymEnv:
             text=wp.state_text(goal, title, structure, self.config.max_state_chars),
             key=wp.state_key(goal, title, structure),
         )
-        candidates = [] if self._over else self._candidates(goal, url)
+        shown = [] if self._over else self._candidates(goal, url, self.config.max_candidates)
+        every = [] if self._over else self._candidates(goal, url, None)
+        self._by_label = {c.label: c.action for c in reversed(every)}
         won = self._over and reward > 0
-        return text, {
-            "candidates": [c.action for c in candidates],
-            "candidate_labels": [c.label for c in candidates],
-            "score": self._score,
-            "max_score": 1.0,
-            "won": won,
-            "lost": self._over and not won,
-            "state": state,
-            "elements": _element_records(elements),
-            "goal": goal,
-            "url": url,
-            "title": title,
-            "axtree": tree,
-            "last_action_error": error,
-            "task_info": task_info,
-        }
+        info = StepInfo(
+            candidates=tuple(c.action for c in shown),
+            labels=tuple(c.label for c in shown),
+            state=state,
+            score=self._score,
+            max_score=1.0,
+            won=won,
+            lost=self._over and not won,
+            goal=goal,
+            extra={
+                "elements": _element_records(elements),
+                "url": url,
+                "title": title,
+                "axtree": tree,
+                "last_action_error": error,
+                "task_info": task_info,
+            },
+        )
+        return text, self._remember(info)
 
-    def _candidates(self, goal: str, url: str) -> list[wc.Candidate]:
+    def _candidates(self, goal: str, url: str, cap: int | None) -> list[wc.Candidate]:
+        """The page's actions, best first: at most ``cap`` (``None``: every one)."""
         cfg = self.config
         extras = wc.global_actions(
             goal,
@@ -342,7 +365,7 @@ class BrowserGymEnv:
         return wc.generate_candidates(
             self._elements,
             goal,
-            max_candidates=cfg.max_candidates,
+            max_candidates=cap if cap is not None else MAX_RESOLVABLE,
             extras=extras,
             max_values=cfg.max_goal_values,
         )

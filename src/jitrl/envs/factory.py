@@ -12,13 +12,19 @@ Specs:
   ``"miniwob:all"`` is a suite: :func:`expand_suite` lists its specs;
 - ``"webarena:ID"``, ``"webarena-lite:ID"``, ``"workarena:NAME"``: tasks on sites the user hosts
   (see :mod:`jitrl.envs.web_benchmarks` for the variables they need);
-- ``"browsergym:ID"``: any registered BrowserGym task id (``browsergym:miniwob.click-test``).
+- ``"browsergym:ID"``: any registered BrowserGym task id (``browsergym:miniwob.click-test``);
+- ``"module:factory"``: your own environment: ``factory(max_steps=..., seed=...,
+  privileged_key=...)`` (keywords it does not take are left out) returns a
+  :class:`~jitrl.envs.base.TextEnv`.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
 from pathlib import Path
+from typing import Any
 
 from jitrl.envs.base import StepLimit, TextEnv
 
@@ -26,7 +32,8 @@ JERICHO_DIR_ENV_VAR = "JITRL_JERICHO_DIR"
 JERICHO_DEFAULT_EXT = ".z5"
 VALID_SPECS = (
     "'textworld', 'textworld:SEED', 'textworld-simple:SEED' (SEED an int >= 0), 'jericho:PATH', "
-    "'miniwob:TASK', 'webarena:ID', 'webarena-lite:ID', 'workarena:NAME' or 'browsergym:ID'"
+    "'miniwob:TASK', 'webarena:ID', 'webarena-lite:ID', 'workarena:NAME', 'browsergym:ID' or "
+    "'module:factory'"
 )
 WEB_TASK_PREFIXES = {
     "miniwob": "miniwob.",
@@ -39,6 +46,17 @@ WEB_TASK_PREFIXES = {
 HOSTED_WEB_KINDS = frozenset({"webarena", "webarena-lite", "workarena"})
 """Benchmarks whose tasks may be answered in the chat and whose pages load slower."""
 SUITE_TARGET = "all"
+KNOWN_KINDS = frozenset({"textworld", "textworld-simple", "jericho", *WEB_TASK_PREFIXES})
+"""Spec kinds built in (anything else may be ``module:factory``)."""
+JERICHO_SUFFIXES = (".z3", ".z4", ".z5", ".z8")
+"""Game files that ``jericho:DIR`` picks up in a folder."""
+TEXTWORLD_SUITES = {"textworld": "tw", "textworld-simple": "tws"}
+"""TextWorld suite kinds and the slug prefix of their games."""
+
+
+def is_web_spec(spec: str) -> bool:
+    """Whether an environment spec names a web task (BrowserGym)."""
+    return spec.strip().partition(":")[0] in WEB_TASK_PREFIXES
 
 
 def _jericho_path(target: str) -> Path:
@@ -90,7 +108,26 @@ def expand_suite(spec: str) -> list[str]:
     return [spec]
 
 
-def make_env(spec: str, *, max_steps: int, seed: int) -> TextEnv:
+def _user_env(spec: str, **options: Any) -> TextEnv | None:
+    """``module:factory`` called with the options it accepts; ``None`` if ``spec`` is not one."""
+    module, _, attr = spec.partition(":")
+    if ("." not in module and module in KNOWN_KINDS) or not attr.isidentifier():
+        return None
+    try:
+        factory = getattr(importlib.import_module(module), attr)
+    except ImportError:
+        return None
+    except AttributeError:
+        raise ValueError(f"module {module!r} has no environment factory {attr!r}") from None
+    accepted = inspect.signature(factory).parameters
+    takes_all = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
+    env = factory(**{k: v for k, v in options.items() if takes_all or k in accepted})
+    if not isinstance(env, TextEnv):
+        raise ValueError(f"{spec} returned {type(env).__name__}, not a TextEnv")
+    return env
+
+
+def make_env(spec: str, *, max_steps: int, seed: int, privileged_key: bool = False) -> TextEnv:
     """Create the environment named by ``spec``, wrapped in :class:`StepLimit`.
 
     Args:
@@ -98,6 +135,7 @@ def make_env(spec: str, *, max_steps: int, seed: int) -> TextEnv:
         max_steps: episode length limit (truncation).
         seed: the emulator seed for Jericho, the generation seed for ``"textworld"``; ignored by
             ``"textworld:SEED"``, whose game is fixed by ``SEED``.
+        privileged_key: states carry the emulator's exact key (Jericho, TextWorld).
 
     Raises:
         ValueError: unknown or malformed spec, or invalid ``max_steps``/``seed``.
@@ -110,24 +148,34 @@ def make_env(spec: str, *, max_steps: int, seed: int) -> TextEnv:
     if kind == "textworld" and not sep:
         from jitrl.envs.textworld import TextWorldConfig, TextWorldEnv
 
-        env = TextWorldEnv(TextWorldConfig(seed=seed))
+        env = TextWorldEnv(TextWorldConfig(seed=seed, privileged_key=privileged_key))
     elif kind == "textworld":
         from jitrl.envs.textworld import TextWorldConfig, TextWorldEnv
 
-        env = TextWorldEnv(TextWorldConfig(seed=_parse_seed(target, spec)))
+        env = TextWorldEnv(
+            TextWorldConfig(seed=_parse_seed(target, spec), privileged_key=privileged_key)
+        )
     elif kind == "textworld-simple":
         from jitrl.envs.textworld import TextWorldConfig, TextWorldEnv
 
         game_seed = _parse_seed(target, spec) if sep else seed
-        env = TextWorldEnv(TextWorldConfig(seed=game_seed, kind="simple"))
+        env = TextWorldEnv(
+            TextWorldConfig(seed=game_seed, kind="simple", privileged_key=privileged_key)
+        )
     elif kind == "jericho" and target:
         from jitrl.envs.jericho import JerichoConfig, JerichoEnv
 
-        env = JerichoEnv(_jericho_path(target), JerichoConfig(seed=seed))
+        config = JerichoConfig(seed=seed, privileged_key=privileged_key)
+        env = JerichoEnv(_jericho_path(target), config)
     elif kind in WEB_TASK_PREFIXES and target:
         env = _web_env(kind, target, seed)
     else:
-        raise ValueError(f"unknown environment spec {spec!r}; valid forms: {VALID_SPECS}")
+        user = _user_env(
+            spec.strip(), max_steps=max_steps, seed=seed, privileged_key=privileged_key
+        )
+        if user is None:
+            raise ValueError(f"unknown environment spec {spec!r}; valid forms: {VALID_SPECS}")
+        env = user
     try:
         return StepLimit(env, max_steps)
     except ValueError:

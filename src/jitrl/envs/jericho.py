@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jitrl.envs.base import Info, StepResult
+from jitrl.envs.base import BaseTextEnv, Fold, StepInfo, StepResult
 from jitrl.method.types import State
 
 logger = logging.getLogger(__name__)
@@ -141,6 +141,9 @@ class JerichoConfig:
             jericho's public ``get_valid_actions`` instead.
         fallback_actions: candidates offered when Jericho finds none in a running game, so that
             an agent is never left without a move.
+        privileged_key: give states the emulator's world-state hash as exact key. It is
+            information no real agent has (a web page or an API has no such hash), so it is off
+            by default: states are then their text (location, inventory, observation).
     """
 
     seed: int = 1
@@ -151,6 +154,7 @@ class JerichoConfig:
     max_candidates: int | None = None
     deterministic_valid_actions: bool = True
     fallback_actions: tuple[str, ...] = DEFAULT_FALLBACK_ACTIONS
+    privileged_key: bool = False
 
     def __post_init__(self) -> None:
         validate_seed(self.seed)
@@ -229,11 +233,11 @@ def check_game_file(path: Path, jericho: Any) -> str:
     return str(bindings["name"])
 
 
-class JerichoEnv:
+class JerichoEnv(BaseTextEnv):
     """A Jericho game behind the :class:`jitrl.envs.base.TextEnv` protocol.
 
-    ``info`` carries, besides the protocol's keys, ``"observation"`` (the raw text),
-    ``"location"`` (str), ``"inventory"`` (``list[str]``) and ``"moves"``.
+    ``info.extra`` carries ``"observation"`` (the raw text), ``"moves"`` and ``"state_hash"``
+    (the emulator's world-state hash, whether or not it is the state's key).
 
     Seeding: ``reset(seed=s)`` re-seeds the emulator and the seed sticks; ``reset()`` replays the
     last seed (initially ``config.seed``), so episodes are repeatable unless told otherwise.
@@ -270,8 +274,9 @@ class JerichoEnv:
         """Jericho's walkthrough for this game (reproducible only with the game's own seed)."""
         return list(self._frotz().get_walkthrough())
 
-    def reset(self, *, seed: int | None = None) -> tuple[str, Info]:
-        """Restart the game, re-seeding the emulator when ``seed`` is given."""
+    def reset(self, *, seed: int | None = None, fold: Fold = "train") -> tuple[str, StepInfo]:
+        """Restart the game, re-seeding the emulator when ``seed`` is given (one game: no
+        instance folds, ``fold`` is ignored)."""
         env = self._frotz()
         if seed is not None:
             self._seed = validate_seed(seed)
@@ -279,7 +284,7 @@ class JerichoEnv:
         observation, game_info = env.reset()
         self._score = float(game_info["score"])
         self._over = False
-        return observation, self._info(observation)
+        return observation, self._observe(observation)
 
     def step(self, action: str) -> StepResult:
         """Send ``action``; reward is the change of score. Raises after the episode ended."""
@@ -291,7 +296,24 @@ class JerichoEnv:
         reward = score - self._score
         self._score = score
         self._over = bool(done) or bool(env._emulator_halted())
-        return observation, reward, self._over, False, self._info(observation)
+        return observation, reward, self._over, False, self._observe(observation)
+
+    def is_valid(self, action: str) -> bool:
+        """A candidate, or an action the game accepts now: tried on a copy of the emulator's
+        state, it changes the world without ending the game (the test Jericho's valid-action
+        detector applies to its own templates)."""
+        if super().is_valid(action):
+            return True
+        if self._over or not action.strip() or is_meta_command(action, include_magic=True):
+            return False
+        env = self._frotz()
+        saved = env.get_state()
+        before = env.get_world_state_hash()
+        try:
+            env.step(action)
+            return bool(env.get_world_state_hash() != before and not env.game_over())
+        finally:
+            env.set_state(saved)
 
     def close(self) -> None:
         """Stop any worker pool, shut the emulator down and unload its library copy."""
@@ -316,27 +338,32 @@ class JerichoEnv:
             raise RuntimeError("the environment is closed")
         return self._env
 
-    def _info(self, observation: str) -> Info:
+    def _observe(self, observation: str) -> StepInfo:
         env = self._frotz()
-        key = str(env.get_world_state_hash())
+        state_hash = str(env.get_world_state_hash())
         location_obj = env.get_player_location()
         location = str(location_obj.name) if location_obj is not None else ""
-        inventory = [str(item.name) for item in env.get_inventory()]
-        won, lost = bool(env.victory()), bool(env.game_over())
+        inventory = tuple(str(item.name) for item in env.get_inventory())
         compact = normalise_observation(observation, self.config.max_observation_chars)
-        text = format_state_text(location, inventory, compact)
-        return {
-            "candidates": [] if self._over else self._candidates(key),
-            "score": self._score,
-            "max_score": self.max_score,
-            "won": won,
-            "lost": lost,
-            "state": State(text=text, key=key),
-            "observation": observation,
-            "location": location,
-            "inventory": inventory,
-            "moves": int(env.get_moves()),
-        }
+        text = format_state_text(location, list(inventory), compact)
+        key = state_hash if self.config.privileged_key else None
+        return self._remember(
+            StepInfo(
+                candidates=() if self._over else tuple(self._candidates(state_hash)),
+                state=State(text=text, key=key),
+                score=self._score,
+                won=bool(env.victory()),
+                lost=bool(env.game_over()),
+                max_score=self.max_score,
+                location=location,
+                inventory=inventory,
+                extra={
+                    "observation": observation,
+                    "moves": int(env.get_moves()),
+                    "state_hash": state_hash,
+                },
+            )
+        )
 
     def _candidates(self, key: str) -> list[str]:
         actions = list(self._valid_actions(key))

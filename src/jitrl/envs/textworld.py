@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from jitrl.cachedir import cache_root
-from jitrl.envs.base import Info, StepResult
+from jitrl.envs.base import BaseTextEnv, Fold, StepInfo, StepResult
 from jitrl.envs.jericho import (
     DEFAULT_MAX_OBSERVATION_CHARS,
     dedupe_candidates,
@@ -84,6 +84,8 @@ class TextWorldConfig:
         cache_dir: folder for generated games; ``None`` means :func:`default_cache_dir`.
         max_observation_chars: the observation part of ``State.text`` is cut to this length.
         max_candidates: keep at most this many admissible commands; ``None``: all.
+        privileged_key: give states a hash of the game's facts as exact key (information the
+            engine has and a real agent does not); off by default.
     """
 
     seed: int = 1
@@ -96,6 +98,7 @@ class TextWorldConfig:
     cache_dir: str | None = None
     max_observation_chars: int = DEFAULT_MAX_OBSERVATION_CHARS
     max_candidates: int | None = None
+    privileged_key: bool = False
 
     def __post_init__(self) -> None:
         validate_seed(self.seed)
@@ -221,12 +224,12 @@ def _is_banner_line(line: str) -> bool:
     return bool(stripped) and not set(stripped) - BANNER_CHARS
 
 
-class TextWorldEnv:
+class TextWorldEnv(BaseTextEnv):
     """A generated TextWorld game behind the :class:`jitrl.envs.base.TextEnv` protocol.
 
-    ``info`` carries, besides the protocol's keys, ``"observation"`` (the game's text without
-    the banner and status line), ``"raw_observation"``, ``"location"``, ``"inventory"``
-    (``list[str]``) and ``"objective"``. :attr:`walkthrough` is a winning command sequence.
+    ``info.goal`` is the game's objective; ``info.extra`` carries ``"observation"`` (the game's
+    text without the banner and status line) and ``"raw_observation"``. :attr:`walkthrough` is a
+    winning command sequence.
     """
 
     def __init__(self, config: TextWorldConfig | None = None) -> None:
@@ -252,8 +255,9 @@ class TextWorldEnv:
         self._score = 0.0
         self._over = True
 
-    def reset(self, *, seed: int | None = None) -> tuple[str, Info]:
-        """Restart the game. ``seed`` is accepted for the protocol; the game is deterministic."""
+    def reset(self, *, seed: int | None = None, fold: Fold = "train") -> tuple[str, StepInfo]:
+        """Restart the game. ``seed`` and ``fold`` are accepted for the protocol; the game is
+        one, and deterministic."""
         if seed is not None:
             validate_seed(seed)
             logger.debug("TextWorld games are deterministic; reset seed %d has no effect", seed)
@@ -261,7 +265,7 @@ class TextWorldEnv:
         self.walkthrough = list(state.get("extra.walkthrough") or [])
         self._score = float(state["score"])
         self._over = False
-        return str(state.feedback), self._info(state, initial=True)
+        return str(state.feedback), self._observe(state, initial=True)
 
     def step(self, action: str) -> StepResult:
         """Send ``action``; reward is the change of score. Raises after the episode ended."""
@@ -272,7 +276,7 @@ class TextWorldEnv:
         reward = score - self._score
         self._score = score
         self._over = bool(done)
-        return str(state.feedback), reward, self._over, False, self._info(state, initial=False)
+        return str(state.feedback), reward, self._over, False, self._observe(state, initial=False)
 
     def close(self) -> None:
         """Stop the interpreter."""
@@ -285,27 +289,30 @@ class TextWorldEnv:
             raise RuntimeError("the environment is closed")
         return self._env
 
-    def _info(self, state: Any, *, initial: bool) -> Info:
-        location, inventory = _location_and_inventory(list(state["facts"]))
+    def _observe(self, state: Any, *, initial: bool) -> StepInfo:
+        facts = list(state["facts"])
+        location, inventory = _location_and_inventory(facts)
         observation = clean_feedback(str(state.feedback))
         # At reset the feedback is banner + objective + room; the room alone is the state.
         state_obs = str(state["description"]) if initial else observation
         text = format_state_text(
             location, inventory, normalise_observation(state_obs, self.config.max_observation_chars)
         )
-        return {
-            "candidates": [] if self._over else self._candidates(state),
-            "score": self._score,
-            "max_score": float(state["max_score"]),
-            "won": bool(state["won"]),
-            "lost": bool(state["lost"]),
-            "state": State(text=text, key=facts_key(list(state["facts"]))),
-            "observation": observation,
-            "raw_observation": str(state.feedback),
-            "location": location,
-            "inventory": inventory,
-            "objective": str(state["objective"]),
-        }
+        key = facts_key(facts) if self.config.privileged_key else None
+        return self._remember(
+            StepInfo(
+                candidates=() if self._over else tuple(self._candidates(state)),
+                state=State(text=text, key=key),
+                score=self._score,
+                won=bool(state["won"]),
+                lost=bool(state["lost"]),
+                max_score=float(state["max_score"]),
+                goal=str(state["objective"]),
+                location=location,
+                inventory=tuple(inventory),
+                extra={"observation": observation, "raw_observation": str(state.feedback)},
+            )
+        )
 
     def _candidates(self, state: Any) -> list[str]:
         commands = [str(c) for c in state["admissible_commands"] or []]

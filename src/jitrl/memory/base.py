@@ -15,6 +15,8 @@ from typing import Protocol, TypeVar, runtime_checkable
 from jitrl.method.types import Experience
 
 _logger = logging.getLogger("jitrl.memory")
+DEFAULT_MEMORY = "jitrl-memory.sqlite"
+"""The store used when none is named (a SQLite file in the current directory)."""
 ConnT = TypeVar("ConnT")
 """A store's connection type (for :func:`apply_migrations`)."""
 

@@ -15,14 +15,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import stat
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from jitrl.fileio import atomic_write
 from jitrl.memory.base import DuplicateEpisodeError, ExperienceStore
 from jitrl.memory.validation import validate_experience
 from jitrl.method.types import Experience, State
@@ -32,7 +30,6 @@ logger = logging.getLogger(__name__)
 _REQUIRED_KEYS = frozenset({"episode_id", "step", "state", "action", "ret"})
 _OPTIONAL_KEYS = frozenset({"task_id", "reward", "created_at"})
 _STATE_KEYS = frozenset({"text", "key"})
-_NEW_FILE_MODE = 0o644  # permissions of an export that does not replace an existing file
 
 
 @dataclass(frozen=True)
@@ -105,16 +102,6 @@ def experience_from_json(obj: object) -> Experience:
     )
 
 
-def _fsync_directory(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (best effort; not every platform allows it)."""
-    with suppress(OSError):
-        descriptor = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-
-
 def export_jsonl(store: Iterable[Experience], path: str | os.PathLike[str]) -> int:
     """Write every experience of ``store`` (in its iteration order) to ``path``, atomically.
 
@@ -130,29 +117,16 @@ def export_jsonl(store: Iterable[Experience], path: str | os.PathLike[str]) -> i
         The number of experiences written.
     """
     target = Path(path)
-    try:
-        mode = stat.S_IMODE(target.stat().st_mode)
-    except FileNotFoundError:
-        mode = _NEW_FILE_MODE
-    descriptor, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-    )
     count = 0
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
-            for experience in store:
-                obj = experience_to_json(experience)
-                handle.write(json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n")
-                count += 1
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, target)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    _fsync_directory(target.parent)
+
+    def write(handle: IO[str]) -> None:
+        nonlocal count
+        for experience in store:
+            obj = experience_to_json(experience)
+            handle.write(json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n")
+            count += 1
+
+    atomic_write(target, write)
     logger.info("exported %d experiences to %s", count, target)
     return count
 

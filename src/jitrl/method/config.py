@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
-
-from jitrl.method.reflection import ReflectionConfig
+from typing import ClassVar, Literal
 
 SimilarityKind = Literal["ngram", "key", "mix"]
 AdvantageScale = Literal["none", "max_abs"]
@@ -172,6 +170,48 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True)
+class ReflectionConfig:
+    """Reflective step rewards (:mod:`jitrl.method.reflection`): how the LLM scores a finished
+    trajectory and how its scores become rewards. Flags carry the prefix ``reflect-``."""
+
+    FLAG_PREFIX: ClassVar[str] = "reflect_"
+
+    weight: float = 0.5
+    """Weight of the LLM scores in the blend, in ``[0, 1]``; 0 disables reflection."""
+    reward_scale: float = 1.0
+    """Reward of a top score at ``weight`` 1; set it to the game's smallest real reward."""
+    score_min: float = -1.0
+    """Lowest score the LLM is asked for (worst step); lower scores are clamped."""
+    score_max: float = 1.0
+    """Highest score the LLM is asked for (best step); higher scores are clamped."""
+    max_chunk_steps: int = 20
+    """Most steps shown in one prompt; longer episodes are split into chunks."""
+    max_chunk_chars: int = 3000
+    """Most trajectory characters in one prompt (step lines; instructions not counted)."""
+    max_step_chars: int = 200
+    """Each step line (reward, action, state summary) is cut to this many characters."""
+    max_tokens: int = 160
+    """Token budget of each answer."""
+    request_json: bool = True
+    """Ask for ``{"scores": [...]}`` (answer opened with ``{"scores": [``), else step lines."""
+
+    def __post_init__(self) -> None:
+        _check(math.isfinite(self.weight), "weight must be finite")
+        if not 0.0 <= self.weight <= 1.0:
+            raise ValueError(f"weight must be in [0, 1], got {self.weight}")
+        if not (self.reward_scale > 0.0 and math.isfinite(self.reward_scale)):
+            raise ValueError("reward_scale must be positive and finite")
+        if not (math.isfinite(self.score_min) and math.isfinite(self.score_max)):
+            raise ValueError("score_min and score_max must be finite")
+        if self.score_min >= self.score_max:
+            raise ValueError("score_min must be < score_max")
+        if min(self.max_chunk_steps, self.max_tokens, self.max_step_chars) < 1:
+            raise ValueError("max_chunk_steps, max_tokens and max_step_chars must be >= 1")
+        if self.max_chunk_chars < self.max_step_chars:
+            raise ValueError("max_chunk_chars must be >= max_step_chars")
+
+
+@dataclass(frozen=True)
 class JitRLConfig:
     """All of the method's settings."""
 
@@ -183,7 +223,7 @@ class JitRLConfig:
     """Q, V, A estimates."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """Logit update and action choice."""
-    reflection: ReflectionConfig | None = None
+    reflection: ReflectionConfig = field(default_factory=lambda: ReflectionConfig(weight=0.0))
     """Reflective step rewards: at episode end the model scores every step and the scores are
-    blended into the environment's rewards (:mod:`jitrl.method.reflection`); ``None`` disables
-    it."""
+    blended into the environment's rewards (:mod:`jitrl.method.reflection`); weight 0 (the
+    default) disables it."""

@@ -53,11 +53,6 @@ def _as_state(state: State | str, key: str | None) -> State:
     return State(state, key)
 
 
-def _ident(state: State) -> str:
-    """What "the same state" means for revisits: the exact key, else the text."""
-    return state.key if state.key is not None else state.text
-
-
 def _clean_candidates(candidates: Sequence[str]) -> list[str]:
     if isinstance(candidates, str):
         raise TypeError("candidates must be a sequence of strings, not one string")
@@ -149,9 +144,15 @@ class JitRL:
         """False for the frozen-LLM configuration (no store)."""
         return self.store is not None
 
-    def episode(self, task_id: str = "", episode_id: str | None = None) -> Episode:
-        """Start recording an episode; decisions and rewards go through the returned object."""
-        return Episode(self, task_id, episode_id or uuid.uuid4().hex)
+    def episode(
+        self, task_id: str = "", episode_id: str | None = None, *, learn: bool = True
+    ) -> Episode:
+        """Start recording an episode; decisions and rewards go through the returned object.
+
+        With ``learn=False`` (a test episode) memory is frozen: the episode still uses its own
+        steps (working memory), but ``finish`` stores nothing.
+        """
+        return Episode(self, task_id, episode_id or uuid.uuid4().hex, learn=learn)
 
     def decide(
         self,
@@ -273,10 +274,12 @@ class JitRL:
 class Episode:
     """Records one episode's decisions and rewards; ``finish`` stores it whole."""
 
-    def __init__(self, jit: JitRL, task_id: str, episode_id: str) -> None:
+    def __init__(self, jit: JitRL, task_id: str, episode_id: str, *, learn: bool = True) -> None:
         self.jit = jit
         self.task_id = task_id
         self.episode_id = episode_id
+        self.learn = learn
+        """Store the episode when it finishes (``False``: memory is frozen)."""
         self.decisions: list[Decision] = []
         self.rewards: list[float] = []
         self.finished = False
@@ -314,7 +317,7 @@ class Episode:
         """This episode's steps so far, valued by the returns observed up to now."""
         if not self.decisions or not self.jit.uses_memory:
             return []
-        states = [_ident(d.state) for d in self.decisions] + [_ident(current)]
+        states = [d.state.identity for d in self.decisions] + [current.identity]
         shaped = step_rewards(
             self.rewards,
             failed=False,
@@ -336,16 +339,17 @@ class Episode:
         self.rewards.append(float(reward))
 
     def finish(self, *, failed: bool = False) -> list[Experience]:
-        """Compute returns and store the episode atomically; returns the stored experiences."""
+        """Compute returns and store the episode atomically; returns the stored experiences
+        (none when memory is frozen)."""
         if self.finished:
             raise RuntimeError("this episode is finished")
         self.finished = True
         rewards = self.rewards + [0.0] * (len(self.decisions) - len(self.rewards))
-        if not self.decisions:
+        if not self.decisions or not self.learn:
             return []
         rewards = self._reflect(rewards, failed)
         cfg = self.jit.config.returns
-        states = [_ident(d.state) for d in self.decisions]
+        states = [d.state.identity for d in self.decisions]
         shaped, rets = episode_returns(rewards, failed=failed, config=cfg, states=states)
         now = time.time()
         exps = [
@@ -360,7 +364,7 @@ class Episode:
     def _reflect(self, rewards: list[float], failed: bool) -> list[float]:
         """Blend the model's step scores into the rewards when reflection is configured."""
         cfg = self.jit.config.reflection
-        if cfg is None or self.jit.model is None or not self.jit.uses_memory:
+        if cfg.weight == 0.0 or self.jit.model is None or not self.jit.uses_memory:
             return rewards
         steps = [TrajectoryStep(d.state.text, d.action) for d in self.decisions]
         res = reflect(self.jit.model, steps, rewards, cfg, outcome="lost" if failed else "")

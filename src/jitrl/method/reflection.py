@@ -37,6 +37,7 @@ from typing import Any
 
 from jitrl.llm.base import LanguageModel, Prompt
 from jitrl.llm.structured import generate, number_list_schema, parse_numbers
+from jitrl.method.config import ReflectionConfig
 
 log = logging.getLogger(__name__)
 
@@ -48,44 +49,6 @@ JSON_ANSWER = 'Answer with JSON only: {"scores": [one number per step, in order]
 LINES_ANSWER = "Answer with one line per step, in order: 'Step i: score'."
 JSON_PREFIX = '{"scores": ['
 LINES_PREFIX = "Scores:"
-
-
-@dataclass(frozen=True)
-class ReflectionConfig:
-    """How the LLM scores a trajectory and how its scores become rewards."""
-
-    weight: float = 0.5
-    """Weight of the LLM scores in the blend, in ``[0, 1]``; 0 disables reflection."""
-    reward_scale: float = 1.0
-    """Reward of a top score at ``weight`` 1; set it to the game's smallest real reward."""
-    score_min: float = -1.0
-    """Lowest score the LLM is asked for (worst step); lower scores are clamped."""
-    score_max: float = 1.0
-    """Highest score the LLM is asked for (best step); higher scores are clamped."""
-    max_chunk_steps: int = 20
-    """Most steps shown in one prompt; longer episodes are split into chunks."""
-    max_chunk_chars: int = 3000
-    """Most trajectory characters in one prompt (step lines; instructions not counted)."""
-    max_step_chars: int = 200
-    """Each step line (reward, action, state summary) is cut to this many characters."""
-    max_tokens: int = 160
-    """Token budget of each answer."""
-    request_json: bool = True
-    """Ask for ``{"scores": [...]}`` (answer opened with ``{"scores": [``), else step lines."""
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.weight <= 1.0:
-            raise ValueError(f"weight must be in [0, 1], got {self.weight}")
-        if not (self.reward_scale > 0.0 and math.isfinite(self.reward_scale)):
-            raise ValueError("reward_scale must be positive and finite")
-        if not (math.isfinite(self.score_min) and math.isfinite(self.score_max)):
-            raise ValueError("score_min and score_max must be finite")
-        if self.score_min >= self.score_max:
-            raise ValueError("score_min must be < score_max")
-        if min(self.max_chunk_steps, self.max_tokens, self.max_step_chars) < 1:
-            raise ValueError("max_chunk_steps, max_tokens and max_step_chars must be >= 1")
-        if self.max_chunk_chars < self.max_step_chars:
-            raise ValueError("max_chunk_chars must be >= max_step_chars")
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,12 @@ class State:
     text: str
     key: str | None = None
 
+    @property
+    def identity(self) -> str:
+        """What "the same state" means everywhere (revisits, near-duplicates, tables): the
+        exact key when there is one, else the text."""
+        return f"key:{self.key}" if self.key is not None else f"text:{self.text}"
+
 
 @dataclass(frozen=True)
 class Experience:

@@ -31,8 +31,7 @@ __all__ = ["Hygiene", "compact", "state_action"]
 
 def state_action(exp: Experience) -> tuple[str, str]:
     """The near-duplicate class of a record: (exact key, or text when keyless; action)."""
-    ident = exp.state.key if exp.state.key is not None else exp.state.text
-    return ident, exp.action
+    return exp.state.identity, exp.action
 
 
 @dataclass

@@ -3,10 +3,12 @@
 Every (environment, agent, seed) job plays into its own run folder
 ``OUT/runs/<env>/<agent>/seed<S>/`` with its own fresh store (``memory.sqlite``, or a schema of
 its own in the PostgreSQL database ``memory`` names; optionally started from a copy of
-``warm_from``). Jobs run in worker processes or as Ray tasks (:mod:`jitrl.running.executors`); the
-backend changes where they run, not what they play. A job that was interrupted resumes where
-it stopped: finished episodes are kept and not replayed. ``OUT/compare.json`` records the
-settings; the report (:mod:`jitrl.analysis.report`) is rendered from the run folders alone.
+``warm_from``). A job first plays its learning episodes, then, with ``test_episodes``, episodes
+on unseen test instances with its memory frozen. Jobs run in worker processes or as Ray tasks
+(:mod:`jitrl.running.executors`); the backend changes where they run, not what they play. A job
+that was interrupted resumes where it stopped: finished episodes are kept and not replayed.
+``OUT/compare.json`` records the settings; the report (:mod:`jitrl.analysis.report`) is rendered
+from the run folders alone.
 """
 
 from __future__ import annotations
@@ -14,42 +16,34 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import uuid
 from collections.abc import Callable, Iterable
-from contextlib import ExitStack, closing
-from dataclasses import asdict, dataclass, field, replace
+from contextlib import closing
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from jitrl.agents import AGENTS, MEMORY_AGENTS, agent_model, make_agent
-from jitrl.agents.prompts import prompt_config_for
-from jitrl.envs import expand_suite, make_env
+from jitrl.agents import agent_spec
+from jitrl.envs.suites import expand_envs
+from jitrl.fileio import atomic_write_text, count_lines
 from jitrl.memory import PostgresConfig, open_store
 from jitrl.memory.base import ExperienceStore
 from jitrl.memory.jsonl import add_episodes, group_episodes
 from jitrl.memory.postgres_schema import redact_url
-from jitrl.method.config import JitRLConfig, Selection
-from jitrl.running.executors import Backend, ExecutionConfig, open_executor
+from jitrl.running.build import open_player
+from jitrl.running.executors import ExecutionConfig, open_executor
+from jitrl.running.rounds import CLUSTER_MEMORY_HINT
 from jitrl.running.run_folder import RunWriter, run_episodes
+from jitrl.running.spec import CompareSpec, RunSpec
 
 log = logging.getLogger(__name__)
 
-JERICHO_SUFFIXES = (".z3", ".z4", ".z5", ".z8")
-"""Game files that ``jericho:DIR`` picks up in a folder."""
-SELECTIONS: tuple[Selection, ...] = ("greedy", "sample")
-CLUSTER_MEMORY_HINT = (
-    "a Ray cluster needs --memory postgresql://... (workers on other machines cannot share "
-    "SQLite files safely)"
-)
 SCHEMA_PREFIX = "jitrl_"
 """Prefix of the per-job schemas in a PostgreSQL ``memory``."""
 SETTINGS_FILE = "compare.json"
-TEXTWORLD_SUITES = {"textworld": "tw", "textworld-simple": "tws"}
-"""TextWorld suite kinds and the slug prefix of their games."""
-WEB_SUITES = ("miniwob", "webarena", "webarena-lite", "workarena", "browsergym")
-"""Web task kinds: ``miniwob:TASK``, ``miniwob:all`` and the hosted benchmarks' task ids."""
+FIXED_SETTINGS = ("envs", "max_steps", "model", "warm_from", "memory", "method", "privileged_key")
+"""Settings a rerun into the same folder must keep (agents, seeds and episodes may grow)."""
 
 
 @dataclass(frozen=True)
@@ -62,8 +56,8 @@ class Price:
     """Price of a million generated tokens."""
 
     def __post_init__(self) -> None:
-        if self.input < 0 or self.output < 0:
-            raise ValueError("prices must be >= 0")
+        if not (0 <= self.input < float("inf") and 0 <= self.output < float("inf")):
+            raise ValueError("prices must be finite and >= 0")
 
     @classmethod
     def parse(cls, text: str) -> Price:
@@ -78,210 +72,112 @@ class Price:
         return cls(values[0], values[-1])
 
 
-@dataclass(frozen=True)
-class CompareConfig:
-    """What a comparison runs."""
+def check_compare(spec: CompareSpec, execution: ExecutionConfig) -> dict[str, str]:
+    """Validate a comparison before anything runs; returns its environments (slug -> spec).
 
-    envs: dict[str, str]
-    """Environment slug -> spec for :func:`jitrl.envs.make_env` (see :func:`expand_envs`)."""
-    agents: tuple[str, ...] = AGENTS
-    """Agents to compare, each with its own fresh store."""
-    seeds: tuple[int, ...] = (1, 2, 3)
-    """Seeds; each (env, agent) runs once per seed (episode i of seed s uses seed s + i)."""
-    episodes: int = 20
-    """Episodes per job."""
-    max_steps: int = 40
-    """Steps per episode."""
-    window: int = 5
-    """Final-window size of the report."""
-    model: str = "llamacpp"
-    """Language model spec for the LLM agents."""
-    workers: int = 1
-    """Jobs running at the same time."""
-    backend: Backend = "process"
-    """Where jobs run: ``process`` (worker processes here) or ``ray`` (Ray tasks)."""
-    ray_address: str | None = None
-    """Ray cluster to join; ``None``: a local Ray (``backend="ray"`` only)."""
-    memory: str | None = None
-    """PostgreSQL URL that holds every job's store, one schema per job so that jobs stay
-    independent (needed on a Ray cluster); ``None``: ``memory.sqlite`` in each run folder."""
-    threads: int | None = None
-    """llama.cpp threads per worker; default: cores divided among the workers."""
-    warm_from: str | None = None
-    """Store whose episodes every memory agent starts from (transfer); ``None``: cold start."""
-    price: Price | None = None
-    """API prices for the cost columns of the report."""
-    selection: Selection = "greedy"
-    """How the LLM agents choose: ``greedy`` (deterministic games replay the same episodes on
-    every seed) or ``sample`` (from the corrected distribution, seeded per job)."""
-
-    def __post_init__(self) -> None:
-        if not self.envs:
-            raise ValueError("no environments to compare")
-        unknown = [a for a in self.agents if a not in AGENTS]
-        if unknown or not self.agents:
-            raise ValueError(f"unknown agents {unknown}; choose from {', '.join(AGENTS)}")
-        if not self.seeds or min(self.seeds) < 0:
-            raise ValueError("seeds must be a non-empty list of ints >= 0")
-        for name in ("episodes", "max_steps", "window", "workers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError("threads must be >= 1")
-        if self.warm_from is not None and not Path(self.warm_from).is_file():
-            raise FileNotFoundError(f"--warm-from store not found: {self.warm_from}")
-        if self.selection not in SELECTIONS:
-            raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}")
-        if self.memory is not None and not self.memory.lower().startswith(("postgres",)):
-            raise ValueError(
-                "--memory takes a postgresql:// URL (without it every job has its own "
-                "memory.sqlite in its run folder)"
-            )
-        ExecutionConfig(self.backend, self.workers, self.ray_address)  # validates them
-        if self.ray_address is not None and self.memory is None:
-            raise ValueError(CLUSTER_MEMORY_HINT)
-
-    @property
-    def execution(self) -> ExecutionConfig:
-        """Where the jobs run."""
-        return ExecutionConfig(self.backend, self.workers, self.ray_address)
-
-    @property
-    def worker_threads(self) -> int:
-        """Model threads for each worker."""
-        return self.threads or max(1, (os.cpu_count() or 1) // self.workers)
-
-    def settings(self) -> dict[str, Any]:
-        """The JSON form written to ``compare.json``."""
-        out = asdict(self)
-        out["agents"], out["seeds"] = list(self.agents), list(self.seeds)
-        out["memory"] = redact_url(self.memory) if self.memory else None
-        out["id"] = uuid.uuid4().hex[:12]  # a new comparison's id (write_settings keeps an old one)
-        return out
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "env"
-
-
-def expand_envs(spec: str, game_seed: int = 1) -> dict[str, str]:
-    """Turn a comma-separated list of suite specs into environment slug -> single-game spec.
-
-    - ``jericho:DIR``: every game file in the folder (``.z3/.z4/.z5/.z8``);
-    - ``jericho:PATH`` or ``jericho:NAME``: one game;
-    - ``textworld:K``: K generated games with generation seeds ``game_seed .. game_seed+K-1``;
-    - ``textworld``: one generated game from ``game_seed``;
-    - ``textworld-simple:K``: K ``tw-simple`` games (one house, K goals), seeds as above;
-    - ``miniwob:TASK`` or ``miniwob:all``; ``webarena:ID``, ``workarena:NAME`` (hosted sites).
+    Raises:
+        ValueError: an unknown agent or suite, a bad price, a non-PostgreSQL ``memory``, or a
+            cluster without one.
+        FileNotFoundError: a ``warm_from`` store that does not exist.
     """
-    envs: dict[str, str] = {}
-    for part in (p.strip() for p in spec.split(",")):
-        kind, sep, target = part.partition(":")
-        if kind == "jericho" and target and Path(target).expanduser().is_dir():
-            folder = Path(target).expanduser()
-            games = sorted(p for p in folder.iterdir() if p.suffix in JERICHO_SUFFIXES)
-            if not games:
-                kinds = ", ".join(JERICHO_SUFFIXES)
-                raise ValueError(f"no Jericho game files ({kinds}) in {folder}")
-            envs.update({g.stem: f"jericho:{g}" for g in games})
-        elif kind == "jericho" and target:
-            envs[_slug(Path(target).stem)] = part
-        elif kind in WEB_SUITES and target:
-            envs.update({s.partition(":")[2]: s for s in expand_suite(part)})
-        elif kind in TEXTWORLD_SUITES:
-            count = 1 if not sep else _positive_int(target, part)
-            prefix = TEXTWORLD_SUITES[kind]
-            seeds = range(game_seed, game_seed + count)
-            envs.update({f"{prefix}{s}": f"{kind}:{s}" for s in seeds})
-        else:
-            raise ValueError(
-                f"unknown suite {part!r}: use jericho:DIR, jericho:PATH, textworld:K, "
-                "textworld-simple:K, miniwob:TASK, miniwob:all"
-            )
-    return envs
-
-
-def _positive_int(text: str, spec: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"bad suite {spec!r}: K must be an int >= 1")
-    return int(text)
+    for name in spec.agent_names:
+        agent_spec(name)
+    if spec.price is not None:
+        Price.parse(spec.price)
+    if spec.warm_from is not None and not Path(spec.warm_from).is_file():
+        raise FileNotFoundError(f"--warm-from store not found: {spec.warm_from}")
+    if spec.memory is not None and not spec.memory.lower().startswith("postgres"):
+        raise ValueError(
+            "--memory takes a postgresql:// URL (without it every job has its own "
+            "memory.sqlite in its run folder)"
+        )
+    if execution.ray_address is not None and spec.memory is None:
+        raise ValueError(CLUSTER_MEMORY_HINT)
+    return expand_envs(spec.env, spec.game_seed)
 
 
 @dataclass(frozen=True)
 class Job:
-    """One (environment, agent, seed) learning run."""
+    """One (environment, agent, seed) run of a comparison."""
 
     slug: str
-    spec: str
-    agent: str
-    seed: int
+    """The environment's name in the comparison."""
+    run: RunSpec
+    """What the job plays (``run.memory`` is unused: see :meth:`open_store`)."""
     folder: str
-    episodes: int
-    max_steps: int
-    model: str
+    """The job's run folder."""
     threads: int
+    """Model threads of the worker that plays it."""
+    test_episodes: int = 0
+    """Episodes on unseen test instances after learning, memory frozen."""
     warm_from: str | None = None
-    memory: str | None = None
-    selection: Selection = "greedy"
+    """Store the job's memory starts from."""
+    server: str | None = None
+    """PostgreSQL URL holding the job's schema; ``None``: ``memory.sqlite`` in the folder."""
     comparison: str = ""
     """Id of the comparison (``compare.json``); names the job's PostgreSQL schema."""
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def episodes(self) -> int:
+        """All episodes of the job: learning, then test."""
+        return self.run.episodes + self.test_episodes
 
     def settings(self) -> dict[str, Any]:
         """What the run folder's ``summary.json`` records (no password)."""
-        out = {k: v for k, v in asdict(self).items() if k != "folder"}
-        out["memory"] = redact_url(self.memory) if self.memory else None
+        out = asdict(self.run)
+        out.pop("memory")
+        out.update(slug=self.slug, test_episodes=self.test_episodes, warm_from=self.warm_from)
+        out["server"] = redact_url(self.server) if self.server else None
         return out
 
     def open_store(self) -> ExperienceStore:
-        """The job's own store: ``memory.sqlite`` in its folder, or its schema in ``memory``.
+        """The job's own store: ``memory.sqlite`` in its folder, or its schema in ``server``.
 
         The schema's name comes from the comparison's id, kept in ``compare.json`` (two
         comparisons never share a store; a moved output folder keeps its stores; a deleted one
         starts new ones), or from the run folder's path when there is no id.
         """
-        if self.memory is None:
+        if self.server is None:
             return open_store(Path(self.folder) / "memory.sqlite")
         where = self.comparison or str(Path(self.folder).resolve())
         digest = hashlib.sha256(where.encode()).hexdigest()[:12]
-        name = re.sub(r"[^a-z0-9_]+", "_", f"{self.agent}_s{self.seed}_{self.slug}".lower())
-        schema = f"{SCHEMA_PREFIX}{digest}_{name}"[:63]
-        return open_store(self.memory, PostgresConfig(schema=schema))
+        name = f"{self.run.agent}_s{self.run.seed}_{self.slug}".lower()
+        schema = f"{SCHEMA_PREFIX}{digest}_{re.sub(r'[^a-z0-9_]+', '_', name)}"[:63]
+        return open_store(self.server, PostgresConfig(schema=schema))
 
     def done(self) -> int:
         """Episodes already finished in the run folder."""
-        path = Path(self.folder) / "episodes.jsonl"
-        if not path.exists():
-            return 0
-        with path.open(encoding="utf-8") as fh:
-            return sum(1 for line in fh if line.strip())
+        return count_lines(Path(self.folder) / "episodes.jsonl")
 
 
-def make_jobs(config: CompareConfig, out: Path) -> list[Job]:
+def make_jobs(spec: CompareSpec, envs: dict[str, str], out: Path, threads: int) -> list[Job]:
     """All jobs, seeds in the outer loop so every agent makes progress early."""
     out = out.resolve()  # workers may run elsewhere (another working directory, a cluster)
     saved = out / SETTINGS_FILE
     settings = json.loads(saved.read_text(encoding="utf-8")) if saved.exists() else {}
     comparison = str(settings.get("id", ""))
+    fields = {f: getattr(spec, f) for f in ("model", "episodes", "max_steps", "threads")}
     return [
         Job(
             slug=slug,
-            spec=spec,
-            agent=agent,
-            seed=seed,
+            run=RunSpec(
+                **fields,
+                privileged_key=spec.privileged_key,
+                method=spec.method,
+                env=env,
+                agent=agent,
+                seed=seed,
+            ),
             folder=str(out / "runs" / slug / agent / f"seed{seed}"),
-            episodes=config.episodes,
-            max_steps=config.max_steps,
-            model=config.model,
-            threads=config.worker_threads,
-            warm_from=config.warm_from if agent in MEMORY_AGENTS else None,
-            memory=config.memory,
-            selection=config.selection,
+            threads=threads,
+            test_episodes=spec.test_episodes,
+            warm_from=spec.warm_from if agent_spec(agent).keeps_memory else None,
+            server=spec.memory,
             comparison=comparison,
         )
-        for seed in config.seeds
-        for slug, spec in config.envs.items()
-        for agent in config.agents
+        for seed in range(1, spec.seeds + 1)
+        for slug, env in envs.items()
+        for agent in spec.agent_names
     ]
 
 
@@ -314,28 +210,28 @@ def _job_store(job: Job, writer: RunWriter) -> ExperienceStore:
 
 def run_job(job: Job) -> dict[str, Any]:
     """Play the job's missing episodes (runs in a worker). Returns its final scores."""
-    writer = RunWriter(Path(job.folder), job.settings())
-    todo = job.episodes - writer.next_index
-    if todo > 0:
-        with ExitStack() as stack:  # whatever was opened is closed, also when a later part fails
-            store = _job_store(job, writer) if job.agent in MEMORY_AGENTS else None
-            if store is not None:
-                stack.callback(store.close)
-            env = make_env(job.spec, max_steps=job.max_steps, seed=job.seed)
-            stack.callback(env.close)
-            model = agent_model(job.agent, job.model, job.threads)
-            if model is not None:
-                stack.callback(model.close)
-            cfg = JitRLConfig()
-            cfg = replace(cfg, policy=replace(cfg.policy, selection=job.selection))
-            prompts = prompt_config_for(job.spec)
-            agent = make_agent(job.agent, model, store, cfg, seed=job.seed, prompts=prompts)
-            stack.callback(agent.close)
-            run_episodes(env, agent, writer, episodes=todo, seed=job.seed)
+    folder = Path(job.folder)
+    writer = RunWriter(folder, job.settings())
+    if writer.next_index < job.episodes:
+        store = _job_store(job, writer) if agent_spec(job.run.agent).keeps_memory else None
+        with open_player(job.run, threads=job.threads, store=store, out=folder) as player:
+            learn = job.run.episodes - writer.next_index
+            if learn > 0:
+                run_episodes(player.env, player.agent, writer, episodes=learn, seed=job.run.seed)
+            test = job.episodes - writer.next_index
+            if test > 0:
+                run_episodes(
+                    player.env,
+                    player.agent,
+                    writer,
+                    episodes=test,
+                    seed=job.run.seed,
+                    phase="test",
+                )
     return {
         "slug": job.slug,
-        "agent": job.agent,
-        "seed": job.seed,
+        "agent": job.run.agent,
+        "seed": job.run.seed,
         "scores": [r.score for r in writer.results],
     }
 
@@ -360,7 +256,7 @@ def run_jobs(
             if handle is not None:
                 job = handles[handle]
                 if isinstance(result, BaseException):  # a broken job must not stop the others
-                    name = f"{job.slug}/{job.agent}/seed{job.seed}"
+                    name = f"{job.slug}/{job.run.agent}/seed{job.run.seed}"
                     msg = f"{name}: {type(result).__name__}: {result}"
                     log.error("job failed: %s", msg)
                     errors.append(msg)
@@ -371,25 +267,54 @@ def run_jobs(
     return errors
 
 
-def write_settings(config: CompareConfig, out: Path) -> None:
-    """Write ``compare.json``; a rerun into the same folder must use the same experiment."""
+def compare_settings(
+    spec: CompareSpec, envs: dict[str, str], execution: ExecutionConfig
+) -> dict[str, Any]:
+    """The JSON form written to ``compare.json`` (no password)."""
+    price = Price.parse(spec.price) if spec.price else None
+    out = asdict(spec)
+    out.update(
+        envs=envs,
+        agents=list(spec.agent_names),
+        seeds=list(range(1, spec.seeds + 1)),
+        memory=redact_url(spec.memory) if spec.memory else None,
+        price=asdict(price) if price else None,
+        execution=asdict(execution),
+        id=uuid.uuid4().hex[:12],  # a new comparison's id (write_settings keeps an old one)
+    )
+    return out
+
+
+def write_settings(settings: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Write ``compare.json``; a rerun into the same folder must run the same experiment.
+
+    Returns the settings written (agents and seeds are the union with an earlier run's).
+    """
     out.mkdir(parents=True, exist_ok=True)
     path = out / SETTINGS_FILE
-    settings = config.settings()
+    settings = dict(settings)
     if path.exists():
         old = json.loads(path.read_text(encoding="utf-8"))
-        fixed: dict[str, Any] = {"envs": None, "max_steps": None, "model": None, "warm_from": None}
-        fixed |= {"memory": None, "selection": "greedy"}  # (default when an old file lacks it)
-        changed = [k for k, dflt in fixed.items() if old.get(k, dflt) != settings.get(k)]
+        changed = [k for k in FIXED_SETTINGS if old.get(k) != settings.get(k)]
         if changed:
             raise ValueError(
                 f"{out} holds a different comparison ({', '.join(changed)} differ); "
                 "use another --out folder"
             )
-        # agents, seeds and episodes may grow: keep the union
         settings["agents"] = list(dict.fromkeys([*old["agents"], *settings["agents"]]))
         settings["seeds"] = sorted(set(old["seeds"]) | set(settings["seeds"]))
         settings["id"] = old.get("id") or settings["id"]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(settings, indent=2), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(settings, indent=2))
+    return settings
+
+
+__all__ = [
+    "Job",
+    "Price",
+    "check_compare",
+    "compare_settings",
+    "make_jobs",
+    "run_job",
+    "run_jobs",
+    "write_settings",
+]

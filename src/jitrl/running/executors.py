@@ -10,7 +10,7 @@ a time, and hand back each result or the exception it raised::
 
 ``jitrl compare`` runs one job per (environment, agent, seed) this way and ``jitrl run
 --workers N`` plays its episodes in rounds of N. Ray (``pip install 'jitrl[ray]'``) starts a
-local instance with ``workers`` CPUs unless :attr:`ExecutionConfig.address` names a cluster;
+local instance with ``workers`` CPUs unless :attr:`ExecutionConfig.ray_address` names a cluster;
 on a cluster, the run folder must be on a file system every node sees, and the memory a
 PostgreSQL store.
 """
@@ -39,7 +39,7 @@ class ExecutionConfig:
     """``process``: a pool of worker processes here; ``ray``: Ray tasks."""
     workers: int = 1
     """Tasks running at the same time (local Ray gets this many CPUs)."""
-    address: str | None = None
+    ray_address: str | None = None
     """Ray cluster to join (``ray://host:10001`` or ``auto``); ``None``: start a local Ray."""
     poll_seconds: float = 2.0
     """How often waiting wakes up to report progress."""
@@ -56,7 +56,7 @@ class ExecutionConfig:
             raise ValueError("poll_seconds must be > 0")
         if self.object_store_mb < 80:
             raise ValueError("object_store_mb must be >= 80 (Ray's minimum)")
-        if self.address is not None and self.backend != "ray":
+        if self.ray_address is not None and self.backend != "ray":
             raise ValueError("a cluster address needs the ray backend")
 
 
@@ -129,7 +129,7 @@ FORWARDED_ENV_PREFIXES = ("JITRL_", "OPENAI_")
 
 def _init_args(config: ExecutionConfig) -> dict[str, Any]:
     """``ray.init`` arguments: a new local Ray of ``workers`` CPUs, or the cluster named."""
-    if config.address is None:  # "local": never attach to a cluster RAY_ADDRESS names
+    if config.ray_address is None:  # "local": never attach to a cluster RAY_ADDRESS names
         return {
             "address": "local",
             "num_cpus": config.workers,
@@ -139,7 +139,7 @@ def _init_args(config: ExecutionConfig) -> dict[str, Any]:
         }
     env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
     return {
-        "address": config.address,
+        "address": config.ray_address,
         "runtime_env": {"env_vars": env},
         "configure_logging": False,
     }
@@ -147,7 +147,7 @@ def _init_args(config: ExecutionConfig) -> dict[str, Any]:
 
 class RayExecutor:
     """Ray tasks (one CPU each), at most ``workers`` in flight; a local Ray is started and
-    stopped here, a cluster given by ``address`` is joined and left."""
+    stopped here, a cluster given by ``ray_address`` is joined and left."""
 
     def __init__(self, config: ExecutionConfig) -> None:
         ray = _ray()
@@ -159,7 +159,7 @@ class RayExecutor:
             try:
                 ray.init(**_init_args(config))
             except (ValueError, ConnectionError, RuntimeError) as err:
-                where = config.address or "a local Ray"
+                where = config.ray_address or "a local Ray"
                 raise RuntimeError(f"cannot start or join {where}: {err}") from err
         self._task = ray.remote(num_cpus=1, max_retries=0)(_ray_call)
         self._level = logging.getLogger().getEffectiveLevel()

@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 from jitrl.agents import Agent
-from jitrl.envs.base import TextEnv
+from jitrl.envs.base import Fold, StepInfo, StepResult, TextEnv
 from jitrl.envs.errors import WebEnvError, WebTimeoutError
 from jitrl.method.types import Decision
 from jitrl.running.records import EpisodeResult, decision_record
@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 EpisodeCallback = Callable[["EpisodeResult"], None]
 StepCallback = Callable[[int], None]
-StepResult = tuple[str, float, bool, bool, dict[str, Any]]
+Phase = Literal["train", "test"]
+"""A learning episode on a training instance, or a frozen-memory episode on a test instance."""
 
 
 @dataclass
@@ -50,49 +51,23 @@ class _Tally:
             self.counts[name] = self.counts.get(name, 0) + int(value)
 
 
-def _valid_hook(env: TextEnv) -> Callable[[str], bool] | None:
-    hook = getattr(env, "is_valid", None)
-    if hook is None:
-        inner = getattr(env, "env", None)
-        hook = getattr(inner, "is_valid", None)
-    return hook if callable(hook) else None
-
-
-def _reset(env: TextEnv, seed: int) -> tuple[str, dict[str, Any]]:
+def _reset(env: TextEnv, seed: int, fold: Fold) -> tuple[str, StepInfo]:
     """``env.reset``; a page that times out makes a failed episode of no steps."""
     try:
-        return env.reset(seed=seed)
+        return env.reset(seed=seed, fold=fold)
     except WebTimeoutError as err:  # launch and configuration errors stop the run
         log.error("reset failed, episode recorded as failed: %s", err)
-        return "", {"candidates": [], "lost": True, "won": False, "error": str(err)}
+        return "", StepInfo(lost=True, error=str(err))
 
 
-def _step(env: TextEnv, action: str, info: dict[str, Any]) -> StepResult:
+def _step(env: TextEnv, action: str, info: StepInfo) -> StepResult:
     """``env.step``; an environment failure ends the episode as lost (the run goes on)."""
     try:
         return env.step(action)
     except WebEnvError as err:
         log.error("step failed, episode recorded as failed: %s", err)
-        ended = {**info, "candidates": [], "won": False, "lost": True, "error": str(err)}
+        ended = replace(info, candidates=(), labels=None, won=False, lost=True, error=str(err))
         return "", 0.0, True, False, ended
-
-
-def _labelled(info: dict[str, Any], labels: list[str] | None) -> dict[str, Any]:
-    """What the agent sees: readable labels as candidates when the environment has them.
-
-    Web actions name volatile element ids (``click("17")``); their labels (``click button
-    'Submit'``) read better for the LLM and stay the same across pages, so memory keys on them.
-    """
-    if not labels or len(labels) != len(info["candidates"]):
-        return info
-    return {**info, "candidates": list(labels)}
-
-
-def _action(decision: Decision, info: dict[str, Any], labels: list[str] | None) -> str:
-    """The environment's action for the agent's choice (a label maps back to its action)."""
-    if not labels or len(labels) != len(info["candidates"]):
-        return decision.action
-    return dict(zip(labels, info["candidates"], strict=True)).get(decision.action, decision.action)
 
 
 def run_episode(
@@ -102,26 +77,38 @@ def run_episode(
     index: int,
     seed: int,
     episode_id: str,
+    phase: Phase = "train",
     on_step: StepCallback | None = None,
 ) -> tuple[EpisodeResult, list[dict[str, Any]]]:
     """Play one episode; the agent learns from it at the end. Returns the result and its trace.
 
-    A failing environment (a browser page that times out) does not stop a run: the episode ends
-    as lost with the error in ``EpisodeResult.error``, and what was played is still learnt from.
+    Args:
+        env: the environment.
+        agent: the agent.
+        index: the episode's number in its run.
+        seed: the episode's seed (the environment's instance, the agent's sampler).
+        episode_id: the id memory stores the episode under.
+        phase: ``train`` (a training instance; the agent learns) or ``test`` (an unseen test
+            instance; memory is frozen).
+        on_step: called after every step.
+
+    The agent sees the candidates' labels when the environment gives them, and its choice is
+    resolved to the environment's action (:meth:`~jitrl.envs.base.TextEnv.resolve`). A failing
+    environment (a browser page that times out) does not stop a run: the episode ends as lost
+    with the error in ``EpisodeResult.error``, and what was played is still learnt from.
     """
     t_start = time.perf_counter()
+    learn = phase == "train"
     agent.reseed(seed)  # episode i plays the same whatever ran before it (resume, workers)
-    obs, info = _reset(env, seed)
+    obs, info = _reset(env, seed, "train" if learn else "test")
     tally = _Tally(env_seconds=time.perf_counter() - t_start)
-    agent.begin(env.task_id, episode_id)
-    valid = _valid_hook(env)
+    agent.begin(env.task_id, episode_id, learn=learn)
     trace: list[dict[str, Any]] = []
     terminated = truncated = False
-    while not (terminated or truncated) and info.get("candidates"):
-        labels = info.get("candidate_labels")
-        decision = agent.act(obs, _labelled(info, labels), valid)
+    while not (terminated or truncated) and info.candidates:
+        decision = agent.act(obs, info, env.is_valid)
         t0 = time.perf_counter()
-        action = _action(decision, info, labels)
+        action = env.resolve(decision.action)
         obs, reward, terminated, truncated, info = _step(env, action, info)
         tally.env_seconds += time.perf_counter() - t0
         agent.reward(reward)
@@ -131,7 +118,7 @@ def run_episode(
             trace[-1]["env_action"] = action
         if on_step is not None:
             on_step(1)
-    failed = bool(info.get("lost", False))
+    failed = info.lost
     agent.end(failed=failed)
     result = EpisodeResult(
         index=index,
@@ -139,17 +126,18 @@ def run_episode(
         task_id=env.task_id,
         agent=agent.name,
         seed=seed,
-        score=float(info.get("score", tally.reward)),
+        score=info.score,
         steps=len(trace),
         reward=tally.reward,
-        won=bool(info.get("won", False)),
+        won=info.won,
         lost=failed,
         wall_seconds=time.perf_counter() - t_start,
         llm_seconds=tally.llm_seconds,
         memory_seconds=tally.memory_seconds,
         env_seconds=tally.env_seconds,
         memory_size=agent.memory_size(),
-        error=str(info.get("error", "")),
+        error=info.error,
+        phase=phase,
         **{"prompt_tokens": 0, "prefill_tokens": 0, **tally.counts},
     )
     return result, trace

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from jitrl.method.types import Decision
@@ -49,18 +47,8 @@ class EpisodeResult:
     """Of those, neighbours recorded on another task (transfer)."""
     error: str = ""
     """Why the environment failed, when it did (the episode then counts as lost)."""
-
-
-def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    """``(line number, value)`` for each non-blank line of a run file; errors name file and line."""
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                yield n, json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{n}: not a JSON line ({err})") from err
+    phase: str = "train"
+    """``train``: a learning episode; ``test``: an unseen test instance, memory frozen."""
 
 
 def decision_record(episode: int, step: int, d: Decision, reward: float) -> dict[str, Any]:

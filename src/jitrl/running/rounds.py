@@ -22,49 +22,22 @@ from dataclasses import dataclass
 from multiprocessing.util import Finalize
 from typing import Any
 
-from jitrl.agents import MEMORY_AGENTS, Agent, LLMAgent, agent_model, make_agent
-from jitrl.agents.prompts import prompt_config_for
-from jitrl.envs import make_env
-from jitrl.llm.cache import CachedModel
+from jitrl.agents import LLMAgent, agent_spec
 from jitrl.memory import open_store
 from jitrl.memory.base import stored_episode_ids
-from jitrl.method.config import JitRLConfig
-from jitrl.running.compare import CLUSTER_MEMORY_HINT
+from jitrl.running.build import Player, open_player
 from jitrl.running.executors import ExecutionConfig, open_executor
 from jitrl.running.loop import run_episode
 from jitrl.running.records import EpisodeResult
 from jitrl.running.run_folder import RunWriter
+from jitrl.running.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
-SEQUENTIAL_AGENTS = ("qlearn",)
-"""Agents whose learning depends on the order of their own updates: one worker only."""
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """What every worker of a parallel run builds (the same for all episodes)."""
-
-    env: str
-    """Environment spec for :func:`jitrl.envs.make_env`."""
-    agent: str
-    """Agent name (:data:`jitrl.agents.AGENTS`)."""
-    model: str
-    """Language model spec of the LLM agents."""
-    memory: str | None
-    """The shared store (path or URL); ``None`` for agents without memory."""
-    max_steps: int
-    """Steps per episode."""
-    seed: int
-    """Base seed (the environment's; episode ``i`` uses ``seed + i``)."""
-    config: JitRLConfig
-    """The method's settings."""
-    threads: int | None = None
-    """Model threads per worker."""
-
-    def __post_init__(self) -> None:
-        if self.agent in MEMORY_AGENTS and self.memory is None:
-            raise ValueError(f"agent {self.agent} needs a memory store")
+CLUSTER_MEMORY_HINT = (
+    "a Ray cluster needs --memory postgresql://... (workers on other machines cannot share "
+    "SQLite files safely)"
+)
 
 
 @dataclass(frozen=True)
@@ -72,6 +45,8 @@ class EpisodeTask:
     """One episode of a parallel run."""
 
     spec: RunSpec
+    threads: int
+    """Model threads of the worker."""
     run_id: str
     """Changes with every invocation (a worker left over from another run is rebuilt)."""
     index: int
@@ -84,39 +59,27 @@ class EpisodeTask:
 class _Worker:
     """A worker process's game, model and agent, kept between episodes."""
 
-    def __init__(self, spec: RunSpec, run_id: str, visible: tuple[str, ...]) -> None:
-        self.spec = spec
-        self.run_id = run_id
-        self.env = make_env(spec.env, max_steps=spec.max_steps, seed=spec.seed)
-        self.model: CachedModel | None = agent_model(spec.agent, spec.model, spec.threads)
-        store = open_store(spec.memory) if spec.agent in MEMORY_AGENTS and spec.memory else None
-        self.agent: Agent = make_agent(
-            spec.agent,
-            self.model,
-            store,
-            spec.config,
-            seed=spec.seed,
-            prompts=prompt_config_for(spec.env),
-            episodes=list(visible) if store is not None else None,
+    def __init__(self, task: EpisodeTask) -> None:
+        self.key = (task.spec, task.run_id)
+        keeps = agent_spec(task.spec.agent).keeps_memory
+        self.player: Player = open_player(
+            task.spec, threads=task.threads, episodes=list(task.visible) if keeps else None
         )
 
     def play(self, task: EpisodeTask) -> tuple[EpisodeResult, list[dict[str, Any]], list[Any]]:
         """Bring the memory to the task's episodes, play, and return what is to be stored."""
-        agent = self.agent
+        agent = self.player.agent
         if isinstance(agent, LLMAgent):
             agent.learner.sync(task.visible)
             agent.last_episode = []
         result, trace = run_episode(
-            self.env, agent, index=task.index, seed=task.seed, episode_id=task.episode_id
+            self.player.env, agent, index=task.index, seed=task.seed, episode_id=task.episode_id
         )
         records = agent.last_episode if isinstance(agent, LLMAgent) else []
         return result, trace, records
 
     def close(self) -> None:
-        self.env.close()
-        self.agent.close()
-        if self.model is not None:
-            self.model.close()
+        self.player.close()
 
 
 _WORKER: list[_Worker] = []
@@ -139,12 +102,12 @@ def play_episode(task: EpisodeTask) -> tuple[EpisodeResult, list[dict[str, Any]]
     Returns the result, the decision trace and the records to store (none for agents that store
     their own, e.g. ``qlearn`` with one worker).
     """
-    if _WORKER and (_WORKER[0].spec, _WORKER[0].run_id) != (task.spec, task.run_id):
+    if _WORKER and _WORKER[0].key != (task.spec, task.run_id):
         _close_worker()
     if not _WORKER:
         if not _FINALIZER:  # a pool worker exits without atexit handlers; this runs at its exit
             _FINALIZER.append(Finalize(None, _close_worker, exitpriority=FINALIZE_PRIORITY))
-        _WORKER.append(_Worker(task.spec, task.run_id, task.visible))
+        _WORKER.append(_Worker(task))
     return _WORKER[0].play(task)
 
 
@@ -154,6 +117,7 @@ def run_parallel(
     *,
     episodes: int,
     execution: ExecutionConfig,
+    threads: int,
     on_episode: Callable[[EpisodeResult], None] | None = None,
 ) -> list[EpisodeResult]:
     """Play ``episodes`` more episodes in rounds of ``execution.workers`` (see module doc).
@@ -163,14 +127,15 @@ def run_parallel(
         RuntimeError: an episode failed outside the environment (the model, the store); the
             episodes before it in the round are stored and written first.
     """
-    if spec.agent in SEQUENTIAL_AGENTS and execution.workers > 1:
+    described = agent_spec(spec.agent)
+    if not described.parallel and execution.workers > 1:
         raise ValueError(f"{spec.agent} learns in the order of its own updates: use 1 worker")
-    server = spec.memory is not None and "://" in spec.memory
-    if execution.address is not None and spec.agent in MEMORY_AGENTS and not server:
+    server = "://" in spec.memory
+    if execution.ray_address is not None and described.keeps_memory and not server:
         raise ValueError(CLUSTER_MEMORY_HINT)
     with ExitStack() as stack:
         store = None
-        if spec.memory and spec.agent in MEMORY_AGENTS:
+        if described.keeps_memory:
             store = stack.enter_context(closing(open_store(spec.memory)))
         pool = stack.enter_context(closing(open_executor(execution)))
         visible = stored_episode_ids(store) if store is not None else []
@@ -180,7 +145,9 @@ def run_parallel(
             first = writer.next_index
             count = min(execution.workers, episodes - len(done))
             tasks = [
-                EpisodeTask(spec, run_id, i, spec.seed + i, f"{run_id}-{i}", tuple(visible))
+                EpisodeTask(
+                    spec, threads, run_id, i, spec.seed + i, f"{run_id}-{i}", tuple(visible)
+                )
                 for i in range(first, first + count)
             ]
             handles = [pool.submit(play_episode, t) for t in tasks]

@@ -23,8 +23,9 @@ from typing import Any
 
 from jitrl.agents import Agent
 from jitrl.envs.base import TextEnv
-from jitrl.running.loop import EpisodeCallback, StepCallback, run_episode
-from jitrl.running.records import EpisodeResult, read_jsonl, summarise
+from jitrl.fileio import atomic_write_text, read_jsonl
+from jitrl.running.loop import EpisodeCallback, Phase, StepCallback, run_episode
+from jitrl.running.records import EpisodeResult, summarise
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +70,7 @@ class RunWriter:
         keep = [ln for ln in lines if ln.strip() and self._finished(ln)]
         if len(keep) < len(lines):
             log.warning("dropping %d decisions of an unfinished episode", len(lines) - len(keep))
-            tmp = self.decisions_path.with_suffix(".tmp")
-            tmp.write_text("".join(keep), encoding="utf-8")
-            tmp.replace(self.decisions_path)
+            atomic_write_text(self.decisions_path, "".join(keep))
 
     def _finished(self, line: str) -> bool:
         try:
@@ -97,9 +96,7 @@ class RunWriter:
             fh.write(json.dumps(asdict(result)) + "\n")
         self.results.append(result)
         summary = {"settings": self.settings, **summarise(self.results)}
-        tmp = self.out / "summary.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
-        tmp.replace(self.out / "summary.json")
+        atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2))
 
 
 def run_episodes(
@@ -109,10 +106,15 @@ def run_episodes(
     *,
     episodes: int,
     seed: int,
+    phase: Phase = "train",
     on_episode: EpisodeCallback | None = None,
     on_step: StepCallback | None = None,
 ) -> list[EpisodeResult]:
-    """Play ``episodes`` more episodes, writing each as soon as it ends."""
+    """Play ``episodes`` more episodes, writing each as soon as it ends.
+
+    Episode ``i`` of the folder uses seed ``seed + i``; ``phase="test"`` plays unseen test
+    instances with memory frozen (after the learning episodes, whose numbering it continues).
+    """
     run_id = uuid.uuid4().hex[:8]
     done: list[EpisodeResult] = []
     for _ in range(episodes):
@@ -123,11 +125,12 @@ def run_episodes(
             index=index,
             seed=seed + index,
             episode_id=f"{run_id}-{index}",
+            phase=phase,
             on_step=on_step,
         )
         writer.write(result, trace)
         done.append(result)
-        log.info("episode %d: score %.1f in %d steps", index, result.score, result.steps)
+        log.info("episode %d (%s): score %g in %d steps", index, phase, result.score, result.steps)
         if on_episode is not None:
             on_episode(result)
     return done

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+from jitrl.memory.base import DEFAULT_MEMORY
 from jitrl.method.config import JitRLConfig
 
 OnExpire = Literal["store", "drop"]
@@ -24,8 +25,6 @@ HARD_MAX_TEXT_CHARS = 1_000_000
 MAX_ID_CHARS = 128
 """Longest episode id (and task id) a client may send."""
 
-DEFAULT_MEMORY = "jitrl-memory.sqlite"
-"""Store used when none is configured (the same default as ``jitrl run``)."""
 
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
