@@ -12,7 +12,7 @@ import pytest
 
 from jitrl.agents import Agent, AgentContext, agent_spec, make_agent
 from jitrl.memory import open_store
-from jitrl.memory.base import StoreStats
+from jitrl.memory.base import ExperienceStore, StoreStats
 from jitrl.method.config import JitRLConfig
 from jitrl.method.types import Experience
 
@@ -36,7 +36,7 @@ def game_dir() -> Path:
     return found
 
 
-class ListStore:
+class ListStore(ExperienceStore):
     """The smallest ExperienceStore: a list (for tests of code above the store)."""
 
     def __init__(self) -> None:

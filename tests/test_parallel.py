@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from jitrl.memory import open_store
-from jitrl.memory.base import episode_records, order_by_episode, stored_episode_ids
+from jitrl.memory.base import order_by_episode
 from jitrl.method.config import JitRLConfig
 from jitrl.method.learner import JitRL
 from jitrl.method.types import Experience, State
@@ -46,7 +46,7 @@ def test_shared_learner_leaves_storing_to_the_coordinator_and_syncs(tmp_path):
     ep.reward(-1.0)
     records = ep.finish()
     assert [r.episode_id for r in records] == ["e2"]
-    assert stored_episode_ids(b.store) == ["e1"] and len(b.index) == 0  # nothing stored by b
+    assert b.store.episode_ids() == ["e1"] and len(b.index) == 0  # nothing stored by b
     b.store.add_episode(records)  # what jitrl.running.rounds's coordinator does, in episode order
     assert b.sync(["e2", "e1"]) == 2
     assert b.sync() == 0  # nothing new
@@ -81,12 +81,12 @@ def test_store_reads_episodes_in_the_order_asked(tmp_path):
             store.add_episode(
                 [Experience(State(f"s{i}{t}"), "a", 0.0, f"e{i}", t, "t") for t in range(2)]
             )
-        assert stored_episode_ids(store) == ["e0", "e1", "e2"]
-        got = [(r.episode_id, r.step) for r in episode_records(store, ["e2", "x", "e0"])]
+        assert store.episode_ids() == ["e0", "e1", "e2"]
+        got = [(r.episode_id, r.step) for r in store.experiences_of(["e2", "x", "e0"])]
         assert got == [("e2", 0), ("e2", 1), ("e0", 0), ("e0", 1)]
-        assert episode_records(store, []) == []
+        assert store.experiences_of([]) == []
         # the generic path (a scan) gives the same answer
-        assert order_by_episode(store, ["e2", "x", "e0"]) == episode_records(store, ["e2", "e0"])
+        assert order_by_episode(store, ["e2", "x", "e0"]) == store.experiences_of(["e2", "e0"])
 
 
 def test_execution_config_validates():
@@ -152,7 +152,7 @@ def test_parallel_run_rounds_share_memory_deterministically(tmp_path):
         assert [r.index for r in results] == [0, 1, 2, 3, 4]
         runs.append(_decisions(tmp_path / name))
         with closing(open_store(tmp_path / f"{name}.sqlite")) as store:
-            ids = stored_episode_ids(store)
+            ids = store.episode_ids()
         assert len(ids) == 5 and len(set(ids)) == 5  # every episode stored once
     strip = [[(d["episode"], d["step"], d["action"]) for d in run] for run in runs]
     assert strip[0] == strip[1]  # the same episodes, whichever worker played what
@@ -183,14 +183,14 @@ def test_a_failed_round_stores_nothing_after_the_failure_and_resumes(tmp_path, m
             spec, RunWriter(tmp_path / "run", {}), episodes=4, execution=execution, threads=1
         )
     with closing(open_store(tmp_path / "m.sqlite")) as store:
-        ids = stored_episode_ids(store)
+        ids = store.episode_ids()
     written = [r.episode_id for r in RunWriter(tmp_path / "run", {}).results]
     assert ids == written and len(ids) == 2  # episode 3 finished but was not stored
     monkeypatch.setattr(parallel._Worker, "play", play)
     writer = RunWriter(tmp_path / "run", {})
     run_parallel(spec, writer, episodes=2, execution=execution, threads=1)
     with closing(open_store(tmp_path / "m.sqlite")) as store:
-        assert stored_episode_ids(store) == [r.episode_id for r in writer.results]
+        assert store.episode_ids() == [r.episode_id for r in writer.results]
     assert [r.index for r in writer.results] == [0, 1, 2, 3]
 
 
@@ -204,7 +204,7 @@ def test_parallel_run_workers_share_one_postgres_memory(tmp_path, pg_url):
     )
     run_parallel(_spec(pg_url), pg_writer, episodes=4, execution=execution, threads=1)
     with closing(open_store(pg_url)) as store:
-        ids = stored_episode_ids(store)
+        ids = store.episode_ids()
     assert sorted(ids) == sorted(r.episode_id for r in pg_writer.results) and len(ids) == 4
     assert _actions(tmp_path / "pg") == _actions(tmp_path / "sqlite")
 
@@ -231,7 +231,7 @@ def test_compare_jobs_keep_their_own_schema_in_one_postgres_database(tmp_path, p
     assert run_jobs(pg_jobs, execution) == []
     for job in _compare(pg_cfg, tmp_path / "pg")[0]:
         with closing(job.open_store()) as store:
-            assert len(stored_episode_ids(store)) == 2  # this job's episodes only
+            assert len(store.episode_ids()) == 2  # this job's episodes only
         folder = Path(job.folder)
         twin = tmp_path / "sqlite" / folder.relative_to(tmp_path / "pg")
         assert _actions(folder) == _actions(twin)  # same play as with per-job SQLite files
@@ -244,7 +244,7 @@ def test_compare_jobs_keep_their_own_schema_in_one_postgres_database(tmp_path, p
     assert again[0].comparison != old.comparison
     assert run_jobs(again, execution) == []
     with closing(again[0].open_store()) as store:
-        assert len(stored_episode_ids(store)) == 2
+        assert len(store.episode_ids()) == 2
 
 
 def test_a_job_refuses_a_store_that_holds_another_run(tmp_path, pg_url):

@@ -1,5 +1,7 @@
 """``python -m jitrl`` runs the CLI."""
 
-from jitrl.cli import app
+import sys
 
-app(prog_name="jitrl")
+from jitrl.cli import main
+
+sys.exit(main())

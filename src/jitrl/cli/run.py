@@ -10,8 +10,10 @@ import typer
 from rich.table import Table
 
 from jitrl.agents import agent_spec
-from jitrl.cli.common import app, console, fail, progress_bar, setup_logging
+from jitrl.cli.common import app, console, fail, setup_logging
+from jitrl.cli.errors import describe
 from jitrl.cli.options import with_settings
+from jitrl.cli.progress import EpisodeProgress
 from jitrl.memory.postgres_schema import redact_url
 from jitrl.running.build import open_player
 from jitrl.running.executors import ExecutionConfig
@@ -51,47 +53,36 @@ def run_settings(spec: RunSpec, execution: ExecutionConfig) -> dict[str, Any]:
     return out
 
 
-def _play(spec: RunSpec, out: Path, threads: int, writer: RunWriter) -> list[EpisodeResult]:
-    """Play in this process under a progress bar."""
-    with open_player(spec, threads=threads, out=out) as player:
-        progress = progress_bar()
-        with progress:
-            total = spec.episodes * spec.max_steps
-            task = progress.add_task(f"{spec.agent} on {player.env.task_id}", total=total)
-            done = [0]
-
-            def episode_done(_: EpisodeResult) -> None:
-                done[0] += 1
-                progress.update(task, completed=done[0] * spec.max_steps)
-
-            results = run_episodes(
+def _play(spec: RunSpec, out: Path, threads: int, writer: RunWriter) -> None:
+    """Play in this process, reporting progress."""
+    with open_player(spec, threads=threads, out=out, reconcile=writer.reconcile) as player:
+        description = f"{spec.agent} on {player.env.task_id}"
+        with EpisodeProgress(description, spec.episodes, spec.max_steps) as progress:
+            run_episodes(
                 player.env,
                 player.agent,
                 writer,
                 episodes=spec.episodes,
                 seed=spec.seed,
-                on_step=lambda n: progress.advance(task, n),
-                on_episode=episode_done,
+                on_step=progress.step,
+                on_episode=progress.episode,
             )
         if player.model is not None:
             console.print(f"LLM cache: {player.model.hits} hits, {player.model.misses} misses.")
-    return results
 
 
 def _play_parallel(
     spec: RunSpec, execution: ExecutionConfig, threads: int, writer: RunWriter
-) -> list[EpisodeResult]:
+) -> None:
     """``--workers N`` / ``--backend ray``: rounds of N episodes sharing one memory."""
-    progress = progress_bar()
-    with progress:
-        task = progress.add_task(f"{spec.agent} on {spec.env}", total=spec.episodes)
-        return run_parallel(
+    with EpisodeProgress(f"{spec.agent} on {spec.env}", spec.episodes) as progress:
+        run_parallel(
             spec,
             writer,
             episodes=spec.episodes,
             execution=execution,
             threads=threads,
-            on_episode=lambda _: progress.advance(task),
+            on_episode=progress.episode,
         )
 
 
@@ -115,15 +106,25 @@ def run(
     parallel = execution.workers > 1 or execution.backend != "process"
     if parallel and spec.abstract_states:
         raise fail("--abstract-states runs in this process only (no --workers, --backend)")
-    threads = model_threads(execution.workers, spec.threads)
+    agent_spec(spec.agent)  # an unknown agent fails before anything is written
     writer = RunWriter(out, run_settings(spec, execution))
+    threads = model_threads(execution.workers, spec.threads)
+    console.print(f"model threads: {threads} per worker", highlight=False)
+    first = writer.next_index
     try:
         if parallel:
             spec = dataclasses.replace(spec, memory=_absolute(spec.memory))
-            results = _play_parallel(spec, execution, threads, writer)
+            _play_parallel(spec, execution, threads, writer)
         else:
-            results = _play(spec, out, threads, writer)
-    except (RuntimeError, ImportError, ValueError) as err:
-        raise fail(f"{err} (finished episodes are kept in {out})", code=1) from err
-    console.print(episode_table(results))
+            _play(spec, out, threads, writer)
+    except KeyboardInterrupt:
+        console.print(episode_table(writer.results[first:]))
+        saved = len(writer.results)
+        raise fail(f"interrupted: {saved} episodes saved in {out}; rerun to resume", 130) from None
+    except (RuntimeError, ImportError, ValueError, OSError) as err:
+        message, code = describe(err)
+        played = len(writer.results) - first
+        kept = f"; {len(writer.results)} finished episodes are kept in {out}" if played else ""
+        raise fail(f"{message}{kept}", code) from err
+    console.print(episode_table(writer.results[first:]))
     console.print(f"Output: {out}")

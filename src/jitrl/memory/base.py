@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar, runtime_checkable
+from types import TracebackType
+from typing import Any, TypeVar
 
 from jitrl.method.types import Experience
 
@@ -52,12 +53,19 @@ class StoreStats:
     schema_version: int
 
 
-@runtime_checkable
-class ExperienceStore(Protocol):
-    """Persistent memory of experiences."""
+class ExperienceStore:
+    """Persistent memory of experiences: subclass it and implement the five abstract methods
+    (``add_episode``, ``__iter__``, ``__len__``, ``stats``, ``close``); the others have
+    defaults built on them that a store may replace with faster ones."""
 
-    def add_episode(self, experiences: Sequence[Experience]) -> None:
+    def add_episode(
+        self, experiences: Sequence[Experience], *, meta: Mapping[str, Any] | None = None
+    ) -> None:
         """Store one finished episode atomically (all records or none).
+
+        Args:
+            experiences: the episode's records; all share one ``episode_id``.
+            meta: JSON-serialisable metadata kept with the episode (stores may ignore it).
 
         Raises:
             ValueError: the episode is empty, its records do not share one episode id, or a
@@ -65,27 +73,65 @@ class ExperienceStore(Protocol):
             DuplicateEpisodeError: an episode with this id is already stored.
             StoreError: the store could not write the episode (nothing was written).
         """
-        ...
+        raise NotImplementedError
 
     def __iter__(self) -> Iterator[Experience]:
         """Iterate over all stored experiences, in insertion order."""
-        ...
+        raise NotImplementedError
 
     def __len__(self) -> int:
         """Number of stored experiences."""
-        ...
-
-    def has_episode(self, episode_id: str) -> bool:
-        """Whether an episode with this id is stored."""
-        ...
+        raise NotImplementedError
 
     def stats(self) -> StoreStats:
         """Counts and means over the store."""
-        ...
+        raise NotImplementedError
 
     def close(self) -> None:
-        """Flush and close."""
-        ...
+        """Flush and close (idempotent)."""
+        raise NotImplementedError
+
+    def has_episode(self, episode_id: str) -> bool:
+        """Whether an episode with this id is stored."""
+        return episode_id in self.episode_ids()
+
+    def episode_ids(self) -> list[str]:
+        """Ids of the stored episodes, in storage order."""
+        return list(dict.fromkeys(record.episode_id for record in self))
+
+    def experiences_of(self, episode_ids: Sequence[str]) -> list[Experience]:
+        """The records of these episodes in the order of ``episode_ids`` (unknown ids skipped),
+        each episode's records in step order (see :func:`order_by_episode`)."""
+        return order_by_episode(self, episode_ids)
+
+    def episode_meta(self, episode_id: str) -> dict[str, Any] | None:
+        """The metadata stored with an episode (``{}`` if none kept), ``None`` if not stored."""
+        return {} if self.has_episode(episode_id) else None
+
+    def delete_episode(self, episode_id: str) -> bool:
+        """Remove a stored episode (all its records); ``False`` if it was not stored.
+
+        Only used to reconcile a run folder with its store after a crash (an episode stored
+        but never written to the folder is removed, then played again).
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot delete episodes")
+
+    @property
+    def location(self) -> str | None:
+        """Where the store lives, stable across processes (its file, or its server URL with
+        schema), used to keep its candidate index beside it; ``None``: nowhere durable."""
+        return None
+
+    def __enter__(self) -> ExperienceStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def order_by_episode(records: Iterable[Experience], episode_ids: Sequence[str]) -> list[Experience]:
@@ -97,24 +143,6 @@ def order_by_episode(records: Iterable[Experience], episode_ids: Sequence[str]) 
         if group is not None:
             group.append(record)
     return [r for group in groups.values() for r in sorted(group, key=lambda r: r.step)]
-
-
-def stored_episode_ids(store: ExperienceStore) -> list[str]:
-    """Ids of the store's episodes in storage order (stores without ``episode_ids`` are read
-    whole)."""
-    listing = getattr(store, "episode_ids", None)
-    if callable(listing):
-        return list(listing())
-    return list(dict.fromkeys(record.episode_id for record in store))
-
-
-def episode_records(store: ExperienceStore, episode_ids: Sequence[str]) -> list[Experience]:
-    """The records of these stored episodes, in the order of ``episode_ids`` (see
-    :func:`order_by_episode`); one query on stores with ``experiences_of``, a scan otherwise."""
-    reader = getattr(store, "experiences_of", None)
-    if callable(reader):
-        return list(reader(episode_ids))
-    return order_by_episode(store, episode_ids)
 
 
 def apply_migrations(

@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from jitrl.memory.base import DuplicateEpisodeError, ExperienceStore
-from jitrl.memory.jsonl import ImportResult, add_episodes, group_episodes
+from jitrl.memory.jsonl import ImportResult, group_episodes
 from jitrl.method.types import Experience
 
 logger = logging.getLogger(__name__)
 
-_MetaReader = Callable[[str], "Mapping[str, Any] | None"]
-
-
-def _meta_reader(src: ExperienceStore, dst: ExperienceStore) -> _MetaReader | None:
-    """``src.episode_meta`` when both stores keep episode metadata (SQLite, PostgreSQL)."""
-    reader = getattr(src, "episode_meta", None)
-    if callable(reader) and callable(getattr(dst, "episode_meta", None)):
-        return reader
-    return None
-
 
 def _add_with_meta(
-    dst: ExperienceStore, episodes: Mapping[str, Sequence[Experience]], meta_of: _MetaReader
+    dst: ExperienceStore, src: ExperienceStore, episodes: Mapping[str, Sequence[Experience]]
 ) -> ImportResult:
     """:func:`~jitrl.memory.jsonl.add_episodes`, passing each episode's metadata along."""
     added = added_records = skipped = 0
@@ -32,9 +21,8 @@ def _add_with_meta(
         if dst.has_episode(episode_id):
             skipped += 1
             continue
-        meta = meta_of(episode_id) or None
         try:
-            dst.add_episode(records, meta=meta)  # type: ignore[call-arg]
+            dst.add_episode(records, meta=src.episode_meta(episode_id) or None)
         except DuplicateEpisodeError:  # stored by a concurrent writer meanwhile
             skipped += 1
             continue
@@ -62,11 +50,6 @@ def migrate(src: ExperienceStore, dst: ExperienceStore) -> ImportResult:
     Raises:
         StoreError: reading ``src`` or writing ``dst`` failed; episodes added before stay.
     """
-    episodes = group_episodes(src)
-    meta_of = _meta_reader(src, dst)
-    if meta_of is None:
-        result = add_episodes(dst, episodes)
-    else:
-        result = _add_with_meta(dst, episodes, meta_of)
+    result = _add_with_meta(dst, src, group_episodes(src))
     logger.info("migrated %r to %r: %s", src, dst, result)
     return result

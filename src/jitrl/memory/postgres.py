@@ -34,11 +34,11 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from jitrl.memory.base import (
     DuplicateEpisodeError,
+    ExperienceStore,
     StoreError,
     StoreStats,
     order_by_episode,
@@ -202,7 +202,7 @@ def _experience_row(seq: int, position: int, record: Experience) -> tuple[object
     )
 
 
-class PostgresStore:
+class PostgresStore(ExperienceStore):
     """Experiences in a PostgreSQL database; see the module docstring for layout and guarantees.
 
     Args:
@@ -238,6 +238,11 @@ class PostgresStore:
     def config(self) -> PostgresConfig:
         """The settings this store was opened with."""
         return self._config
+
+    @property
+    def location(self) -> str:
+        """The URL (no password) and schema."""
+        return f"{self._where}#{self._config.schema or ''}"
 
     def __repr__(self) -> str:
         return f"PostgresStore({self._where!r})"
@@ -348,6 +353,14 @@ class PostgresStore:
             rows = conn.execute(_SELECT_EPISODES, (keys,)).fetchall()
         return order_by_episode((_row_to_experience(row) for row in rows), episode_ids)
 
+    def delete_episode(self, episode_id: str) -> bool:
+        """Remove a stored episode and its records in one transaction."""
+        key = (encode_text(episode_id),)
+        with self._session(f"deleting episode {episode_id!r}") as conn, conn.transaction():
+            conn.execute("DELETE FROM experiences WHERE episode_id = %s", key)
+            gone = conn.execute("DELETE FROM episodes WHERE episode_id = %s", key)
+        return gone.rowcount > 0
+
     def episode_meta(self, episode_id: str) -> dict[str, Any] | None:
         """The ``meta`` stored with an episode (``{}`` if none), or ``None`` if not stored."""
         with self._session("reading episode metadata") as conn:
@@ -381,14 +394,3 @@ class PostgresStore:
             if not self._closed:
                 self._closed = True
                 self._conn.close()
-
-    def __enter__(self) -> PostgresStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -30,11 +30,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from jitrl.memory.base import (
     DuplicateEpisodeError,
+    ExperienceStore,
     StoreError,
     StoreStats,
     order_by_episode,
@@ -178,7 +178,7 @@ def _experience_row(record: Experience) -> tuple[object, ...]:
     )
 
 
-class SQLiteStore:
+class SQLiteStore(ExperienceStore):
     """Experiences in one SQLite file; see the module docstring for layout and guarantees.
 
     Args:
@@ -213,6 +213,11 @@ class SQLiteStore:
     def config(self) -> SQLiteConfig:
         """The settings this store was opened with."""
         return self._config
+
+    @property
+    def location(self) -> str:
+        """The store file's path."""
+        return str(self._path)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self._path)!r})"
@@ -318,6 +323,19 @@ class SQLiteStore:
             rows = conn.execute(_SELECT_EPISODES, (json.dumps(list(episode_ids)),)).fetchall()
         return order_by_episode((_row_to_experience(row) for row in rows), episode_ids)
 
+    def delete_episode(self, episode_id: str) -> bool:
+        """Remove a stored episode and its records in one transaction."""
+        with self._session(f"deleting episode {episode_id!r}") as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("DELETE FROM experiences WHERE episode_id = ?", (episode_id,))
+                gone = conn.execute("DELETE FROM episodes WHERE episode_id = ?", (episode_id,))
+                conn.execute("COMMIT")
+            except BaseException:
+                rollback(conn)
+                raise
+        return gone.rowcount > 0
+
     def episode_meta(self, episode_id: str) -> dict[str, Any] | None:
         """The ``meta`` stored with an episode (``{}`` if none), or ``None`` if not stored."""
         with self._session("reading episode metadata") as conn:
@@ -355,14 +373,3 @@ class SQLiteStore:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-
-    def __enter__(self) -> SQLiteStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

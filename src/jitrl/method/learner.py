@@ -28,7 +28,7 @@ import numpy as np
 
 from jitrl.llm.base import LanguageModel, Prompt, ScoreResult
 from jitrl.memory import open_store
-from jitrl.memory.base import ExperienceStore, episode_records, stored_episode_ids
+from jitrl.memory.base import ExperienceStore
 from jitrl.method.config import JitRLConfig
 from jitrl.method.policy import corrected_logits, select
 from jitrl.method.reflection import TrajectoryStep, reflect
@@ -101,7 +101,7 @@ class JitRL:
         if self.store is None:
             self.index = MemoryIndex(self.config.retrieval, ())
         elif episodes is not None:
-            self.index = MemoryIndex(self.config.retrieval, episode_records(self.store, episodes))
+            self.index = MemoryIndex(self.config.retrieval, self.store.experiences_of(episodes))
         else:
             self.index, status = open_index(self.config.retrieval, self.store)
             log.info("memory index (%s): %s", self.config.retrieval.index, status)
@@ -129,9 +129,9 @@ class JitRL:
         """
         if self.store is None:
             return 0
-        ids = stored_episode_ids(self.store) if episode_ids is None else episode_ids
+        ids = self.store.episode_ids() if episode_ids is None else episode_ids
         missing = [e for e in ids if not self.index.has_episode(e)]
-        records = episode_records(self.store, missing) if missing else []
+        records = self.store.experiences_of(missing) if missing else []
         self.index.add(records)
         return len(records)
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from jitrl.cachedir import cache_root
+from jitrl.memory.base import ExperienceStore
 from jitrl.method.config import RetrievalConfig
 from jitrl.method.types import Experience
 from jitrl.retrieval.base import CandidateIndex, PersistentIndex
@@ -56,20 +57,21 @@ _SUFFIX = {"lsh": ".lsh", "vector": ".vec"}
 def index_folder(store: object, kind: str) -> Path | None:
     """Where ``store``'s candidate index of this kind is saved, or None.
 
-    ``<store file>.lsh`` / ``.vec`` for a store with a ``path`` (``SQLiteStore``); for a server
-    store (a ``url``, e.g. ``PostgresStore``) a folder under ``$JITRL_CACHE/indexes`` named by a
-    hash of the URL and schema, so every process on a machine reuses one copy.
+    ``<store file>.lsh`` / ``.vec`` beside a store file (``SQLiteStore``); for a server store
+    (``PostgresStore``) a folder under ``$JITRL_CACHE/indexes`` named by a hash of its
+    :attr:`~jitrl.memory.base.ExperienceStore.location` (URL and schema), so every process on a
+    machine reuses one copy. ``None`` for a store that lives nowhere durable.
     """
     if kind not in _SUFFIX:
         return None
-    path = store if isinstance(store, (str, os.PathLike)) else getattr(store, "path", None)
-    if isinstance(path, (str, os.PathLike)):
-        return Path(f"{os.fspath(path)}{_SUFFIX[kind]}")
-    url = getattr(store, "url", None)
-    if not isinstance(url, str):
+    if isinstance(store, (str, os.PathLike)):
+        return Path(f"{os.fspath(store)}{_SUFFIX[kind]}")
+    where = store.location if isinstance(store, ExperienceStore) else None
+    if where is None:
         return None
-    schema = getattr(getattr(store, "config", None), "schema", None) or ""
-    key = hashlib.sha256(f"{url}\0{schema}".encode()).hexdigest()[:INDEX_KEY_CHARS]
+    if "://" not in where:  # a file: the index lives beside it
+        return Path(f"{where}{_SUFFIX[kind]}")
+    key = hashlib.sha256(where.encode()).hexdigest()[:INDEX_KEY_CHARS]
     return cache_root() / INDEX_CACHE_SUBDIR / f"{key}{_SUFFIX[kind]}"
 
 

@@ -6,6 +6,7 @@ play here, so an agent is always assembled the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ def open_player(
     store: ExperienceStore | None = None,
     episodes: list[str] | None = None,
     out: Path | None = None,
+    reconcile: Callable[[ExperienceStore], object] | None = None,
 ) -> Player:
     """Build the environment, model, store and agent that ``spec`` names.
 
@@ -62,6 +64,8 @@ def open_player(
             ``spec.memory`` for agents that keep memory.
         episodes: a parallel run's worker: load only these stored episodes.
         out: the run folder (for the cache of LLM-written states).
+        reconcile: called with the store before the agent loads its memory (a run folder
+            removes the episodes it never recorded: ``RunWriter.reconcile``).
 
     Raises:
         ValueError: an unknown agent or environment, or an invalid setting.
@@ -74,6 +78,8 @@ def open_player(
         if described.keeps_memory:
             store = store if store is not None else open_store(spec.memory)
             stack.callback(store.close)
+            if reconcile is not None:
+                reconcile(store)
         elif store is not None:
             store.close()
             store = None

@@ -214,6 +214,8 @@ def run_job(job: Job) -> dict[str, Any]:
     writer = RunWriter(folder, job.settings())
     if writer.next_index < job.episodes:
         store = _job_store(job, writer) if agent_spec(job.run.agent).keeps_memory else None
+        if store is not None:
+            writer.reconcile(store)
         with open_player(job.run, threads=job.threads, store=store, out=folder) as player:
             learn = job.run.episodes - writer.next_index
             if learn > 0:

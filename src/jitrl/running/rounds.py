@@ -24,7 +24,6 @@ from typing import Any
 
 from jitrl.agents import LLMAgent, agent_spec
 from jitrl.memory import open_store
-from jitrl.memory.base import stored_episode_ids
 from jitrl.running.build import Player, open_player
 from jitrl.running.executors import ExecutionConfig, open_executor
 from jitrl.running.loop import run_episode
@@ -138,7 +137,10 @@ def run_parallel(
         if described.keeps_memory:
             store = stack.enter_context(closing(open_store(spec.memory)))
         pool = stack.enter_context(closing(open_executor(execution)))
-        visible = stored_episode_ids(store) if store is not None else []
+        if store is not None:
+            writer.reconcile(store)
+        visible = store.episode_ids() if store is not None else []
+        writer.start()
         run_id = uuid.uuid4().hex[:8]
         done: list[EpisodeResult] = []
         while len(done) < episodes:
@@ -146,7 +148,7 @@ def run_parallel(
             count = min(execution.workers, episodes - len(done))
             tasks = [
                 EpisodeTask(
-                    spec, threads, run_id, i, spec.seed + i, f"{run_id}-{i}", tuple(visible)
+                    spec, threads, run_id, i, spec.seed + i, writer.episode_id(i), tuple(visible)
                 )
                 for i in range(first, first + count)
             ]

@@ -24,6 +24,7 @@ from typing import Any
 from jitrl.agents import Agent
 from jitrl.envs.base import TextEnv
 from jitrl.fileio import atomic_write_text, read_jsonl
+from jitrl.memory.base import ExperienceStore
 from jitrl.running.loop import EpisodeCallback, Phase, StepCallback, run_episode
 from jitrl.running.records import EpisodeResult, summarise
 
@@ -46,17 +47,77 @@ def _last_line(path: Path, block: int = 4096) -> str:
     return ""
 
 
+RUN_FILE = "run.json"
+"""The run folder's identity and settings, written before its first episode."""
+FIXED_SETTINGS = ("env", "agent", "model", "max_steps", "method", "privileged_key", "memory")
+"""Settings a run folder keeps: continuing it with other ones would mix two experiments."""
+
+
 class RunWriter:
-    """Appends episodes and decisions to a run folder; nothing finished is ever rewritten."""
+    """Appends episodes and decisions to a run folder; nothing finished is ever rewritten.
+
+    The folder is created when the first episode starts (a command that fails before leaves
+    nothing behind). Its ``run.json`` keeps an id and the settings: episode ``i`` is stored as
+    ``<id>-<i>``, and a later run into the folder must use the same settings.
+
+    Raises:
+        ValueError: the folder holds a run with other settings, or ``out`` is not a folder.
+    """
 
     def __init__(self, out: Path, settings: dict[str, Any]) -> None:
-        out.mkdir(parents=True, exist_ok=True)
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out {out} is a file, not a folder (give a folder path)")
         self.out = out
         self.settings = settings
         self.episodes_path = out / "episodes.jsonl"
         self.decisions_path = out / "decisions.jsonl"
+        self.run_id = self._check_run()
         self.results = [EpisodeResult(**row) for row in self._read_episodes()]
         self._drop_unfinished_decisions()
+
+    def _check_run(self) -> str:
+        """The folder's run id (a new one for a new folder); refuses another experiment."""
+        path = self.out / RUN_FILE
+        if not path.exists():
+            return uuid.uuid4().hex[:8]
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            run_id, old = str(saved["id"]), saved["settings"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{path} is not a jitrl run file ({err}); use another --out") from err
+        changed = [k for k in FIXED_SETTINGS if k in old and old.get(k) != self.settings.get(k)]
+        if changed:
+            raise ValueError(
+                f"{self.out} holds another run ({', '.join(changed)} differ); "
+                "use another --out folder, or delete this one"
+            )
+        return run_id
+
+    def episode_id(self, index: int) -> str:
+        """The id episode ``index`` of this folder is stored under."""
+        return f"{self.run_id}-{index}"
+
+    def reconcile(self, store: ExperienceStore) -> int:
+        """Remove episodes of this run that the store holds but the folder never recorded
+        (a kill between storing an episode and writing its line); they are played again.
+
+        Returns:
+            How many episodes were removed.
+        """
+        prefix = f"{self.run_id}-"
+        orphans = [
+            e
+            for e in store.episode_ids()
+            if e.startswith(prefix)
+            and e[len(prefix) :].isdigit()
+            and int(e[len(prefix) :]) >= self.next_index
+        ]
+        for episode_id in orphans:
+            log.warning(
+                "episode %s was stored but not recorded: removed, it is played again", episode_id
+            )
+            store.delete_episode(episode_id)
+        return len(orphans)
 
     def _drop_unfinished_decisions(self) -> None:
         """Remove decisions of an episode that a crash cut short (it will be replayed).
@@ -87,8 +148,18 @@ class RunWriter:
         """Index of the next episode (continues a previous run into the same folder)."""
         return len(self.results)
 
+    def start(self) -> None:
+        """Create the folder and its ``run.json`` (before the first episode is played)."""
+        path = self.out / RUN_FILE
+        if not path.exists():
+            self.out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(
+                path, json.dumps({"id": self.run_id, "settings": self.settings}, indent=2)
+            )
+
     def write(self, result: EpisodeResult, trace: list[dict[str, Any]]) -> None:
         """Append one finished episode and refresh the summary."""
+        self.start()
         with self.decisions_path.open("a", encoding="utf-8") as fh:
             for row in trace:
                 fh.write(json.dumps(row) + "\n")
@@ -115,7 +186,7 @@ def run_episodes(
     Episode ``i`` of the folder uses seed ``seed + i``; ``phase="test"`` plays unseen test
     instances with memory frozen (after the learning episodes, whose numbering it continues).
     """
-    run_id = uuid.uuid4().hex[:8]
+    writer.start()
     done: list[EpisodeResult] = []
     for _ in range(episodes):
         index = writer.next_index
@@ -124,7 +195,7 @@ def run_episodes(
             agent,
             index=index,
             seed=seed + index,
-            episode_id=f"{run_id}-{index}",
+            episode_id=writer.episode_id(index),
             phase=phase,
             on_step=on_step,
         )
