@@ -25,15 +25,26 @@ from jitrl.agents import AgentContext, make_agent
 from jitrl.agents.prompts import prompt_config_for
 from jitrl.envs import make_env
 from jitrl.memory import open_store
-from jitrl.method.config import JitRLConfig
+from jitrl.method.config import (
+    JitRLConfig,
+    PolicyConfig,
+    PruneConfig,
+    RetrievalConfig,
+    ValueConfig,
+)
 from jitrl.running.loop import run_episode
 from tests.conftest import jericho_dir
 
 DATA = Path(__file__).parent / "data" / "reference_traces"
 LEGACY = JitRLConfig(
-    policy=replace(JitRLConfig().policy, propose=False),
+    retrieval=RetrievalConfig(k=10, threshold=0.5, similarity="mix"),
+    values=ValueConfig(action_similarity="exact"),
+    policy=PolicyConfig(propose=False, tie_break="first", calibrate=False),
+    pruning=PruneConfig(prune_to=None),
 )
-"""The method as it was when the traces were recorded."""
+"""The method as it was when the traces were recorded: exact states and actions, no
+calibration, first-maximum ties, no pruning, and no proposals (the episode loop gave
+Jericho and TextWorld no validity check then, so memory never proposed)."""
 
 
 def _env_spec(trace: dict[str, Any]) -> str | None:
@@ -115,6 +126,8 @@ def test_decisions_match_the_recorded_traces(path: Path, model: Any, tmp_path: P
         pytest.skip("no Jericho games: set JITRL_JERICHO_DIR")
     os.environ.setdefault("JITRL_CACHE", str(tmp_path / "cache"))
     config = LEGACY
+    if trace["agent"] == "icl":  # the icl agent of that time: memory in the prompt only
+        config = replace(LEGACY, policy=replace(LEGACY.policy, correction="none"))
     if path.stem.endswith("-sample"):
         config = replace(LEGACY, policy=replace(LEGACY.policy, selection="sample"))
     scores, decisions = replay(trace, spec, model, tmp_path, config)

@@ -26,7 +26,7 @@ from jitrl.agents.prompts import PromptConfig
 from jitrl.llm.base import LanguageModel
 from jitrl.llm.cache import CachedModel
 from jitrl.memory.base import ExperienceStore
-from jitrl.method.config import JitRLConfig
+from jitrl.method.config import Correction, JitRLConfig
 from jitrl.method.learner import JitRL
 
 
@@ -73,13 +73,18 @@ class AgentSpec:
     """One line for ``--help``."""
 
 
+ICL_CORRECTION: Correction = "exploration"
+"""What ``icl`` adds to the logits: the same exploration bonus and loop penalty as ``jitrl``, so
+that the two differ only in where memory's returns enter (the prompt against the logits)."""
+
+
 def _llm_agent(name: str, in_context: bool = False) -> AgentFactory:
     def build(ctx: AgentContext) -> Agent:
         if ctx.model is None:
             raise ValueError(f"agent {name!r} needs a language model")
         cfg = ctx.config
-        if in_context:
-            cfg = replace(cfg, policy=replace(cfg.policy, correct=False))
+        if in_context and cfg.policy.correction == "advantages":  # memory goes to the prompt
+            cfg = replace(cfg, policy=replace(cfg.policy, correction=ICL_CORRECTION))
         store = ctx.store if name != "static" else None
         shared = ctx.episodes is not None and store is not None
         learner = JitRL(

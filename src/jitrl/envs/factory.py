@@ -12,6 +12,10 @@ Specs:
   ``"miniwob:all"`` is a suite: :func:`expand_suite` lists its specs;
 - ``"webarena:ID"``, ``"webarena-lite:ID"``, ``"workarena:NAME"``: tasks on sites the user hosts
   (see :mod:`jitrl.envs.web_benchmarks` for the variables they need);
+- ``"twx:GAME[?k=v,...]"``: a TextWorldExpress game; every episode a new instance of the fold
+  (:mod:`jitrl.envs.twx`);
+- ``"scienceworld:TASK"``: a ScienceWorld task; every episode a new variation
+  (:mod:`jitrl.envs.scienceworld`);
 - ``"browsergym:ID"``: any registered BrowserGym task id (``browsergym:miniwob.click-test``);
 - ``"module:factory"``: your own environment: ``factory(max_steps=..., seed=...,
   privileged_key=...)`` (keywords it does not take are left out) returns a
@@ -32,6 +36,7 @@ JERICHO_DIR_ENV_VAR = "JITRL_JERICHO_DIR"
 JERICHO_DEFAULT_EXT = ".z5"
 VALID_SPECS = (
     "'textworld', 'textworld:SEED', 'textworld-simple:SEED' (SEED an int >= 0), 'jericho:PATH', "
+    "'twx:GAME[?k=v,...]', 'scienceworld:TASK', "
     "'miniwob:TASK', 'webarena:ID', 'webarena-lite:ID', 'workarena:NAME', 'browsergym:ID' or "
     "'module:factory'"
 )
@@ -46,7 +51,9 @@ WEB_TASK_PREFIXES = {
 HOSTED_WEB_KINDS = frozenset({"webarena", "webarena-lite", "workarena"})
 """Benchmarks whose tasks may be answered in the chat and whose pages load slower."""
 SUITE_TARGET = "all"
-KNOWN_KINDS = frozenset({"textworld", "textworld-simple", "jericho", *WEB_TASK_PREFIXES})
+KNOWN_KINDS = frozenset(
+    {"textworld", "textworld-simple", "jericho", "twx", "scienceworld", *WEB_TASK_PREFIXES}
+)
 """Spec kinds built in (anything else may be ``module:factory``)."""
 JERICHO_SUFFIXES = (".z3", ".z4", ".z5", ".z8")
 """Game files that ``jericho:DIR`` picks up in a folder."""
@@ -167,6 +174,14 @@ def make_env(spec: str, *, max_steps: int, seed: int, privileged_key: bool = Fal
 
         config = JerichoConfig(seed=seed, privileged_key=privileged_key)
         env = JerichoEnv(_jericho_path(target), config)
+    elif kind == "twx" and target:
+        from jitrl.envs.twx import TWXEnv, parse_spec
+
+        env = TWXEnv(parse_spec(target))
+    elif kind == "scienceworld" and target:
+        from jitrl.envs.scienceworld import ScienceWorldConfig, ScienceWorldEnv
+
+        env = ScienceWorldEnv(ScienceWorldConfig(task=target))
     elif kind in WEB_TASK_PREFIXES and target:
         env = _web_env(kind, target, seed)
     else:

@@ -40,6 +40,8 @@ def expand_envs(spec: str, game_seed: int = 1) -> dict[str, str]:
             envs.update({g.stem: f"jericho:{g}" for g in games})
         elif kind == "jericho" and target:
             envs[_slug(Path(target).stem)] = part
+        elif kind in ("twx", "scienceworld") and target:
+            envs[_slug(target)] = part
         elif kind in WEB_TASK_PREFIXES and target:
             envs.update({s.partition(":")[2]: s for s in expand_suite(part)})
         elif kind in TEXTWORLD_SUITES:
@@ -50,7 +52,7 @@ def expand_envs(spec: str, game_seed: int = 1) -> dict[str, str]:
         else:
             raise ValueError(
                 f"unknown suite {part!r}: use jericho:DIR, jericho:PATH, textworld:K, "
-                "textworld-simple:K, miniwob:TASK, miniwob:all"
+                "textworld-simple:K, twx:GAME, scienceworld:TASK, miniwob:TASK, miniwob:all"
             )
     return envs
 

@@ -13,7 +13,9 @@ Specs understood by :func:`load_model`:
   :class:`~jitrl.llm.openai.OpenAIConfig`). The key is read from ``$OPENAI_API_KEY`` (a dummy
   when unset, fine for local servers); building the model connects and settles the mode;
 - ``"scripted"``: :class:`~jitrl.llm.scripted.ScriptedModel` with no script (every candidate
-  gets the same log-probability), for dry runs.
+  gets the same log-probability per word), for dry runs;
+- ``"uniform"``: no language model: every candidate gets logit 0, so memory alone decides
+  (the memory-only ablation, and a cheap way to see what memory learns).
 
 The llama.cpp and transformers backends are imported lazily so that ``import jitrl.llm`` works
 without the ``llamacpp`` or ``hf`` extra.
@@ -29,6 +31,7 @@ __all__ = ["LanguageModel", "Prompt", "ScoreResult", "ScriptedModel", "load_mode
 LLAMACPP_SPEC = "llamacpp"
 HF_SPEC = "hf"
 SCRIPTED_SPEC = "scripted"
+UNIFORM_SPEC = "uniform"
 OPENAI_SPEC = "openai"
 _PATH_SEPARATOR = ":"
 VALID_SPECS = (
@@ -37,6 +40,7 @@ VALID_SPECS = (
     HF_SPEC,
     f"{HF_SPEC}{_PATH_SEPARATOR}NAME_OR_PATH",
     SCRIPTED_SPEC,
+    UNIFORM_SPEC,
     f"{OPENAI_SPEC}{_PATH_SEPARATOR}MODEL@URL[?key=value&...]",
 )
 _FORMS = ", ".join(VALID_SPECS)
@@ -47,7 +51,7 @@ def load_model(spec: str, *, n_threads: int | None = None) -> LanguageModel:
 
     Args:
         spec: ``"llamacpp"``, ``"llamacpp:PATH.gguf"``, ``"hf"``, ``"hf:NAME_OR_PATH"``,
-            ``"openai:MODEL@URL[?key=value&...]"`` or ``"scripted"``.
+            ``"openai:MODEL@URL[?key=value&...]"``, ``"scripted"`` or ``"uniform"``.
         n_threads: CPU threads of the llama.cpp backend (``None``: all usable cores) or of torch
             (``None``: torch's default; process-wide); the scripted and openai backends ignore it.
 
@@ -58,6 +62,8 @@ def load_model(spec: str, *, n_threads: int | None = None) -> LanguageModel:
     name, sep, rest = spec.strip().partition(_PATH_SEPARATOR)
     if name == SCRIPTED_SPEC and not sep:
         return ScriptedModel()
+    if name == UNIFORM_SPEC and not sep:
+        return ScriptedModel(default=0.0, name=UNIFORM_SPEC)
     if name in (LLAMACPP_SPEC, HF_SPEC) and sep and not rest:
         raise ValueError(f"empty model path in {spec!r}; expected one of {_FORMS}")
     if name == HF_SPEC:

@@ -11,7 +11,10 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-SimilarityKind = Literal["ngram", "key", "mix"]
+SimilarityKind = Literal["text", "ngram", "key", "mix"]
+ActionSimilarity = Literal["exact", "words"]
+TieBreak = Literal["first", "random"]
+Correction = Literal["advantages", "exploration", "none"]
 AdvantageScale = Literal["none", "max_abs"]
 Selection = Literal["greedy", "sample"]
 IndexKind = Literal["exact", "lsh", "vector"]
@@ -48,17 +51,25 @@ class ReturnConfig:
 class RetrievalConfig:
     """Which past experiences count as neighbours of the current state."""
 
-    k: int = 10
-    """Number of neighbours kept (top-k by similarity, most recent first among ties)."""
-    threshold: float = 0.5
-    """Minimum similarity for a record to be a neighbour, in ``(0, 1]``."""
-    similarity: SimilarityKind = "mix"
-    """``ngram``: word n-gram Jaccard of state texts; ``key``: exact state key only;
-    ``mix``: ``key_weight * [keys equal] + (1 - key_weight) * jaccard``."""
+    k: int = 50
+    """Number of neighbours kept (top-k by similarity, most recent first among ties). With
+    actions matched by their words, each candidate draws on the neighbours that took a similar
+    action, so the pool is larger than with exact actions only (10)."""
+    threshold: float = 0.3
+    """Minimum similarity for a record to be a neighbour, in ``(0, 1]``. 0.3 separates the same
+    situation in another instance from other situations best on TextWorldExpress and Jericho
+    states (``benchmarks/similarity.py``)."""
+    similarity: SimilarityKind = "text"
+    """``text``: word n-gram Jaccard of state texts, raised towards 1 by ``key_weight`` when both
+    states carry the same exact key (a key adds, it never gates); ``ngram``: Jaccard alone;
+    ``key``: exact key only; ``mix``: ``key_weight * [keys equal] + (1 - key_weight) *
+    jaccard`` (the first releases' default, under which states without a key never reach a
+    threshold above ``1 - key_weight``)."""
     ngram: int = 2
     """Word n-gram size for the Jaccard similarity (unigrams are always included)."""
     key_weight: float = 0.5
-    """Weight of the exact-key match in the ``mix`` similarity, in ``[0, 1]``."""
+    """Weight of an exact-key match, in ``[0, 1]``: ``text`` gives equal keys ``jaccard +
+    key_weight * (1 - jaccard)``, ``mix`` its weighted average."""
     working_memory: bool = True
     """Also retrieve the current episode's own earlier steps, valued by the return observed so
     far (rewards and revisit penalties up to now; no future is invented). Memory is otherwise
@@ -103,7 +114,8 @@ class RetrievalConfig:
     def __post_init__(self) -> None:
         _check(self.k >= 1, f"k must be >= 1, got {self.k}")
         _check(0.0 < self.threshold <= 1.0, f"threshold must be in (0, 1], got {self.threshold}")
-        _check(self.similarity in ("ngram", "key", "mix"), f"unknown similarity {self.similarity}")
+        kinds = ("text", "ngram", "key", "mix")
+        _check(self.similarity in kinds, f"unknown similarity {self.similarity}")
         _check(self.ngram >= 1, f"ngram must be >= 1, got {self.ngram}")
         _check(0.0 <= self.key_weight <= 1.0, "key_weight must be in [0, 1]")
         _check(self.index in ("exact", "lsh", "vector"), f"unknown index {self.index}")
@@ -133,11 +145,23 @@ class ValueConfig:
     """UCB bonus for seen actions, ``seen_bonus * sqrt(ln|N| / n(s, a))``; 0 disables it."""
     scale: AdvantageScale = "none"
     """``max_abs`` divides advantages by ``max |A|`` in the state so beta is scale-free."""
+    action_similarity: ActionSimilarity = "words"
+    """How a neighbour's action counts for a candidate worded for another instance: ``exact``
+    (the same string only), or ``words``: the Jaccard of their word sets when it reaches
+    ``action_threshold`` ("take 25g of brick" draws on "take 37mg of wood", 0.33), weighting the
+    neighbour's return by state similarity times action similarity."""
+    action_threshold: float = 0.3
+    """Lowest word Jaccard at which another action counts for a candidate (``words``)."""
 
     def __post_init__(self) -> None:
         _check(self.alpha >= 0.0, "alpha must be >= 0")
         _check(self.seen_bonus >= 0.0, "seen_bonus must be >= 0")
         _check(self.scale in ("none", "max_abs"), f"unknown advantage scale {self.scale}")
+        kinds = ("exact", "words")
+        _check(
+            self.action_similarity in kinds, f"unknown action similarity {self.action_similarity}"
+        )
+        _check(0.0 < self.action_threshold <= 1.0, "action_threshold must be in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -158,15 +182,50 @@ class PolicyConfig:
     """Let actions that neighbours took with positive advantage join the candidate set."""
     floor_logit: float | None = None
     """Base logit of memory-proposed actions; ``None`` uses the lowest base logit in the state."""
-    correct: bool = True
-    """Apply ``z' = z + A / beta``. ``False`` keeps the LLM's distribution unchanged while memory
-    is still retrieved, estimated and recorded: the ``icl`` baseline, whose neighbours reach the
-    model through the prompt instead of the logits."""
+    correction: Correction = "advantages"
+    """What memory adds to the logits: ``advantages`` (``z' = z + A / beta``, the method);
+    ``exploration``: only the exploration bonus of untried actions and the penalty of actions
+    that looped in this episode (the ``icl`` agent, whose neighbours reach the model through
+    the prompt); ``none``: nothing, while memory is still retrieved, estimated and recorded."""
+    tie_break: TieBreak = "random"
+    """Greedy choice among equal corrected logits: ``random`` (seeded; a uniform or ignored
+    prior leaves many ties) or ``first`` (candidate order)."""
+    calibrate: bool = True
+    """Trust the model as much as memory shows it deserves: the base logits are scaled by a
+    weight ``lambda`` in ``[0, 1]``, fitted per task so that the scaled model predicts the
+    actions memory found better (:mod:`jitrl.method.calibration`); ``False``: ``lambda = 1``."""
+    calibration_prior: float = 20.0
+    """Pseudo-decisions of trust in the model (``lambda = 1``) the fitted weight is shrunk
+    towards; with few decisions of evidence the model keeps its weight."""
+    calibration_window: int = 500
+    """Most recent decisions with evidence a task's fit uses."""
 
     def __post_init__(self) -> None:
         _check(self.beta > 0.0 and math.isfinite(self.beta), "beta must be positive and finite")
         _check(self.selection in ("greedy", "sample"), f"unknown selection {self.selection}")
-        _check(self.temperature > 0.0, "temperature must be > 0")
+        _check(
+            self.temperature > 0.0 and math.isfinite(self.temperature), "temperature must be > 0"
+        )
+        _check(self.tie_break in ("first", "random"), f"unknown tie_break {self.tie_break}")
+        corrections = ("advantages", "exploration", "none")
+        _check(self.correction in corrections, f"unknown correction {self.correction}")
+        _check(self.calibration_prior >= 0.0, "calibration_prior must be >= 0")
+        _check(self.calibration_window >= 1, "calibration_window must be >= 1")
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """Which candidates are scored when there are many (:mod:`jitrl.method.pruning`)."""
+
+    prune_to: int | None = 40
+    """Most candidates scored by the model per decision: memory's proposals, candidates memory
+    has evidence for, then those whose words the state names. ``None`` scores every one."""
+    memory_share: float = 0.5
+    """Share of ``prune_to`` kept for candidates memory has evidence for (best Q first)."""
+
+    def __post_init__(self) -> None:
+        _check(self.prune_to is None or self.prune_to >= 1, "prune_to must be None or >= 1")
+        _check(0.0 <= self.memory_share <= 1.0, "memory_share must be in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -223,6 +282,8 @@ class JitRLConfig:
     """Q, V, A estimates."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """Logit update and action choice."""
+    pruning: PruneConfig = field(default_factory=PruneConfig)
+    """Candidate pruning before the model scores (large action spaces)."""
     reflection: ReflectionConfig = field(default_factory=lambda: ReflectionConfig(weight=0.0))
     """Reflective step rewards: at episode end the model scores every step and the scores are
     blended into the environment's rewards (:mod:`jitrl.method.reflection`); weight 0 (the

@@ -20,21 +20,21 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from types import TracebackType
 
 import numpy as np
 
 from jitrl.llm.base import LanguageModel, Prompt, ScoreResult
 from jitrl.memory import open_store
 from jitrl.memory.base import ExperienceStore
+from jitrl.method.calibration import PriorCalibration, sample_of
 from jitrl.method.config import JitRLConfig
+from jitrl.method.episode import Episode, as_state
 from jitrl.method.policy import corrected_logits, select
-from jitrl.method.reflection import TrajectoryStep, reflect
-from jitrl.method.returns import discounted_returns, episode_returns, revisits, step_rewards
+from jitrl.method.pruning import prune
 from jitrl.method.types import Decision, Estimates, Experience, Neighbour, State
-from jitrl.method.values import estimate, proposals
+from jitrl.method.values import estimate, exploration, proposals
 from jitrl.retrieval.index import MemoryIndex
 from jitrl.retrieval.persist import open_index, save_index
 
@@ -43,14 +43,6 @@ log = logging.getLogger(__name__)
 Validator = Callable[[str], bool]
 PromptBuilder = Callable[[Sequence[Neighbour]], Prompt]
 """Builds the prompt once the neighbours are known (memory written into the prompt)."""
-
-
-def _as_state(state: State | str, key: str | None) -> State:
-    if isinstance(state, State):
-        return state if key is None else State(state.text, key)
-    if not isinstance(state, str):
-        raise TypeError(f"state must be a str or State, got {type(state).__name__}")
-    return State(state, key)
 
 
 def _clean_candidates(candidates: Sequence[str]) -> list[str]:
@@ -65,6 +57,33 @@ def _clean_candidates(candidates: Sequence[str]) -> list[str]:
     if not out:
         raise ValueError("decide() needs at least one candidate action")
     return out
+
+
+def _checked_logits(
+    logits: Sequence[float] | None, cands: list[str], floor: float | None, extra: int
+) -> list[float] | None:
+    """The caller's logits, checked, with a floor logit for each memory-proposed action."""
+    if logits is None:
+        return None
+    base = [float(x) for x in logits]
+    if len(base) != len(cands):
+        raise ValueError(f"{len(cands)} candidates but {len(base)} logits")
+    if not all(math.isfinite(x) for x in base):
+        raise ValueError("base logits must be finite")
+    return base + [min(base) if floor is None else floor] * extra
+
+
+@dataclass(frozen=True)
+class _View:
+    """What memory says about one decision, before the model scores."""
+
+    neighbours: list[Neighbour]
+    candidates: list[str]
+    """The candidates to score: the environment's and memory's, after pruning."""
+    proposed: list[str]
+    estimates: Estimates | None
+    logits: list[float] | None
+    """The caller's logits for ``candidates`` (``None``: the model scores)."""
 
 
 class JitRL:
@@ -114,6 +133,8 @@ class JitRL:
             exclude_own_task=False,
         )
         self.rng = np.random.default_rng(seed)
+        self.calibration = PriorCalibration(self.config.policy)
+        """The model's weight per task, fitted from memory's evidence."""
         if self.store is not None:
             log.info("memory: %d experiences loaded", len(self.index))
 
@@ -165,6 +186,7 @@ class JitRL:
         valid: Validator | None = None,
         working: Sequence[Experience] = (),
         task_id: str | None = None,
+        looped: frozenset[str] = frozenset(),
     ) -> Decision:
         """Correct the base distribution over ``candidates`` with memory and choose an action.
 
@@ -172,46 +194,87 @@ class JitRL:
             state: abstracted state text (or a :class:`State`).
             candidates: the actions available now.
             logits: base logits ``z(a|s)``, one per candidate; omit to let ``model`` score them.
-            key: exact state key (equal keys count as identical states).
+            key: exact state key (equal keys raise the similarity of two states).
             prompt: prompt for the model when ``logits`` is omitted, or a function that builds
                 it from the retrieved neighbours (in-context memory, the ``icl`` baseline).
             valid: tells whether a memory-proposed action (not in ``candidates``) is valid now;
                 without it memory proposes nothing.
             working: the current episode's earlier steps with their returns so far (see
                 :class:`Episode`); retrieved alongside the stored memory.
-            task_id: the current task (for ``RetrievalConfig.exclude_own_task``).
+            task_id: the current task (calibration of the model's weight, and
+                ``RetrievalConfig.exclude_own_task``).
+            looped: actions that led back to a visited state from this state in this episode
+                (the ``icl`` agent's loop penalty).
         """
-        st = _as_state(state, key)
+        st = as_state(state, key)
         cands = _clean_candidates(candidates)
         t0 = time.perf_counter()
-        neighbours = self._neighbours(st, working, task_id) if self.uses_memory else []
-        extra = self._proposals(neighbours, cands, valid)
+        view = self._memory_view(st, cands, logits, valid, working, task_id)
         t_mem = time.perf_counter() - t0
-        if callable(prompt):
-            prompt = prompt(neighbours)
-        base, usage, llm_s = self._base_logits(cands, extra, logits, prompt)
+        built = prompt(view.neighbours) if callable(prompt) else prompt
+        base, usage, llm_s = self._base_logits(view, built)
         t1 = time.perf_counter()
-        all_cands = cands + extra
-        est = estimate(neighbours, all_cands, self.config.values) if self.uses_memory else None
-        correct = est is not None and self.config.policy.correct
-        adv = est.advantages if correct and est is not None else (0.0,) * len(all_cands)
-        z = corrected_logits(base, adv, self.config.policy.beta)
+        task = task_id or ""
+        weight = self.calibration.weight(task)
+        adv = self._advantages(view, looped)
+        z = corrected_logits(base, adv, self.config.policy.beta, prior_weight=weight)
         idx, probs = select(z, self.config.policy, self.rng)
+        if view.estimates is not None:
+            est = view.estimates
+            self.calibration.observe(task, sample_of(base, est.q, est.counts))
         t_mem += time.perf_counter() - t1
         return Decision(
             state=st,
-            candidates=tuple(all_cands),
+            candidates=tuple(view.candidates),
             base_logits=tuple(float(x) for x in base),
-            neighbours=tuple(neighbours),
-            estimates=est,
+            neighbours=tuple(view.neighbours),
+            estimates=view.estimates,
             logits=tuple(float(x) for x in z),
             probs=tuple(float(p) for p in probs),
-            action=all_cands[idx],
-            proposed=tuple(extra),
+            action=view.candidates[idx],
+            proposed=tuple(view.proposed),
             llm_seconds=llm_s,
             memory_seconds=t_mem,
             llm_usage=usage,
+            beta=self.config.policy.beta,
+            prior_weight=weight,
         )
+
+    def _memory_view(
+        self,
+        state: State,
+        cands: list[str],
+        logits: Sequence[float] | None,
+        valid: Validator | None,
+        working: Sequence[Experience],
+        task_id: str | None,
+    ) -> _View:
+        """Neighbours, proposals, estimates, and the candidates left after pruning."""
+        neighbours = self._neighbours(state, working, task_id) if self.uses_memory else []
+        extra = self._proposals(neighbours, cands, valid)
+        given = _checked_logits(logits, cands, self.config.policy.floor_logit, len(extra))
+        everything = cands + extra
+        values = self.config.values
+        est = estimate(neighbours, everything, values) if self.uses_memory else None
+        keep = prune(state.text, everything, extra, est, self.config.pruning)
+        if len(keep) < len(everything):
+            everything = [everything[i] for i in keep]
+            given = [given[i] for i in keep] if given is not None else None
+            est = estimate(neighbours, everything, values) if self.uses_memory else None
+        proposed = [a for a in extra if a in set(everything)]
+        return _View(neighbours, everything, proposed, est, given)
+
+    def _advantages(self, view: _View, looped: frozenset[str]) -> tuple[float, ...]:
+        """What memory adds to the logits (``PolicyConfig.correction``): the advantages, only
+        the exploration bonus and the loop penalty (the ``icl`` agent), or nothing."""
+        est = view.estimates
+        correction = self.config.policy.correction
+        if est is None or correction == "none":
+            return (0.0,) * len(view.candidates)
+        if correction == "advantages":
+            return est.advantages
+        penalty = self.config.returns.revisit_penalty
+        return exploration(est, view.candidates, looped, self.config.values, penalty)
 
     def _neighbours(
         self, state: State, working: Sequence[Experience], task_id: str | None
@@ -232,24 +295,13 @@ class JitRL:
         return [a for a in proposals(neighbours, cands, self.config.values) if valid(a)]
 
     def _base_logits(
-        self,
-        cands: list[str],
-        extra: list[str],
-        logits: Sequence[float] | None,
-        prompt: Prompt | None,
+        self, view: _View, prompt: Prompt | None
     ) -> tuple[list[float], dict[str, float], float]:
-        if logits is not None:
-            base = [float(x) for x in logits]
-            if len(base) != len(cands):
-                raise ValueError(f"{len(cands)} candidates but {len(base)} logits")
-            if not all(math.isfinite(x) for x in base):
-                raise ValueError("base logits must be finite")
-            floor = self.config.policy.floor_logit
-            base += [min(base) if floor is None else floor] * len(extra)
-            return base, {}, 0.0
+        if view.logits is not None:
+            return list(view.logits), {}, 0.0
         if prompt is None or self.model is None:
             raise ValueError("decide() needs logits, or a prompt and a JitRL(model=...) to score")
-        res: ScoreResult = self.model.score(prompt, cands + extra)
+        res: ScoreResult = self.model.score(prompt, view.candidates)
         usage = {
             "calls": float(res.calls),
             "prompt_tokens": float(res.prompt_tokens),
@@ -269,123 +321,6 @@ class JitRL:
                 save_index(self.index, store=self.store)
             finally:
                 self.store.close()
-
-
-class Episode:
-    """Records one episode's decisions and rewards; ``finish`` stores it whole."""
-
-    def __init__(self, jit: JitRL, task_id: str, episode_id: str, *, learn: bool = True) -> None:
-        self.jit = jit
-        self.task_id = task_id
-        self.episode_id = episode_id
-        self.learn = learn
-        """Store the episode when it finishes (``False``: memory is frozen)."""
-        self.decisions: list[Decision] = []
-        self.rewards: list[float] = []
-        self.finished = False
-
-    def decide(
-        self,
-        state: State | str,
-        candidates: Sequence[str],
-        logits: Sequence[float] | None = None,
-        *,
-        key: str | None = None,
-        prompt: Prompt | PromptBuilder | None = None,
-        valid: Validator | None = None,
-    ) -> Decision:
-        """Like :meth:`JitRL.decide`, and remembers the decision for this episode."""
-        if self.finished:
-            raise RuntimeError("this episode is finished")
-        if len(self.rewards) < len(self.decisions):
-            self.rewards.append(0.0)  # the previous decision got no explicit reward
-        st = _as_state(state, key)
-        working = self._working(st) if self.jit.config.retrieval.working_memory else []
-        decision = self.jit.decide(
-            st,
-            candidates,
-            logits,
-            prompt=prompt,
-            valid=valid,
-            working=working,
-            task_id=self.task_id,
-        )
-        self.decisions.append(decision)
-        return decision
-
-    def _working(self, current: State) -> list[Experience]:
-        """This episode's steps so far, valued by the returns observed up to now."""
-        if not self.decisions or not self.jit.uses_memory:
-            return []
-        states = [d.state.identity for d in self.decisions] + [current.identity]
-        shaped = step_rewards(
-            self.rewards,
-            failed=False,
-            config=self.jit.config.returns,
-            revisited=revisits(states)[: len(self.decisions)],
-        )
-        rets = discounted_returns(shaped, self.jit.config.returns.gamma)
-        return [
-            Experience(d.state, d.action, g, self.episode_id, t, self.task_id, r)
-            for t, (d, r, g) in enumerate(zip(self.decisions, shaped, rets, strict=False))
-        ]
-
-    def reward(self, reward: float) -> None:
-        """The reward that followed the latest decision (call at most once per decision)."""
-        if len(self.rewards) >= len(self.decisions):
-            raise RuntimeError("reward() must follow a decide()")
-        if not math.isfinite(reward):
-            raise ValueError(f"reward must be finite, got {reward}")
-        self.rewards.append(float(reward))
-
-    def finish(self, *, failed: bool = False) -> list[Experience]:
-        """Compute returns and store the episode atomically; returns the stored experiences
-        (none when memory is frozen)."""
-        if self.finished:
-            raise RuntimeError("this episode is finished")
-        self.finished = True
-        rewards = self.rewards + [0.0] * (len(self.decisions) - len(self.rewards))
-        if not self.decisions or not self.learn:
-            return []
-        rewards = self._reflect(rewards, failed)
-        cfg = self.jit.config.returns
-        states = [d.state.identity for d in self.decisions]
-        shaped, rets = episode_returns(rewards, failed=failed, config=cfg, states=states)
-        now = time.time()
-        exps = [
-            Experience(d.state, d.action, g, self.episode_id, t, self.task_id, r, now)
-            for t, (d, r, g) in enumerate(zip(self.decisions, shaped, rets, strict=False))
-        ]
-        if self.jit.store is not None and not self.jit.shared:
-            self.jit.store.add_episode(exps)
-            self.jit.index.add(exps)
-        return exps
-
-    def _reflect(self, rewards: list[float], failed: bool) -> list[float]:
-        """Blend the model's step scores into the rewards when reflection is configured."""
-        cfg = self.jit.config.reflection
-        if cfg.weight == 0.0 or self.jit.model is None or not self.jit.uses_memory:
-            return rewards
-        steps = [TrajectoryStep(d.state.text, d.action) for d in self.decisions]
-        res = reflect(self.jit.model, steps, rewards, cfg, outcome="lost" if failed else "")
-        return list(res.rewards)  # on a fallback: the environment's rewards (logged there)
-
-    def __enter__(self) -> Episode:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.finished:
-            return
-        if exc_type is None:
-            self.finish()
-            return
-        log.warning("episode %s abandoned after an error; nothing stored", self.episode_id)
-        self.finished = True
 
 
 __all__ = ["Episode", "Estimates", "JitRL"]

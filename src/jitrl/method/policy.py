@@ -27,16 +27,23 @@ def softmax(logits: Sequence[float] | FloatArray, temperature: float = 1.0) -> F
 
 
 def corrected_logits(
-    base_logits: Sequence[float], advantages: Sequence[float], beta: float
+    base_logits: Sequence[float],
+    advantages: Sequence[float],
+    beta: float,
+    prior_weight: float = 1.0,
 ) -> FloatArray:
-    """``z' = z + A / beta`` — the exact solution of the KL-regularised improvement step."""
+    """``z' = lambda * z + A / beta``: the exact solution of the KL-regularised improvement
+    step towards the prior ``pi0^lambda`` (``lambda = prior_weight``, 1 for the model as it is;
+    :mod:`jitrl.method.calibration`)."""
     z = np.asarray(base_logits, dtype=np.float64)
     a = np.asarray(advantages, dtype=np.float64)
     if z.shape != a.shape:
         raise ValueError(f"{z.size} logits but {a.size} advantages")
     if beta <= 0.0:
         raise ValueError("beta must be positive")
-    return z + a / beta
+    if not 0.0 <= prior_weight <= 1.0:
+        raise ValueError(f"prior_weight must be in [0, 1], got {prior_weight}")
+    return prior_weight * z + a / beta
 
 
 def select(
@@ -44,10 +51,14 @@ def select(
 ) -> tuple[int, FloatArray]:
     """Pick an index from corrected logits; returns it and ``softmax(z' / T)``.
 
-    Greedy takes the first maximum (candidate order breaks ties, so it is deterministic);
-    sampling draws from the tempered distribution with the caller's seeded generator.
+    Greedy takes a maximum: the first (``tie_break="first"``) or one drawn with the caller's
+    seeded generator (``"random"``); sampling draws from the tempered distribution.
     """
     probs = softmax(logits, config.temperature)
     if config.selection == "greedy":
-        return int(np.argmax(np.asarray(logits))), probs
+        z = np.asarray(logits, dtype=np.float64)
+        if config.tie_break == "first":
+            return int(np.argmax(z)), probs
+        ties = np.flatnonzero(z == z.max())
+        return int(ties[0] if len(ties) == 1 else rng.choice(ties)), probs
     return int(rng.choice(len(probs), p=probs)), probs

@@ -1,8 +1,13 @@
-"""What "similar" means: word n-gram Jaccard over abstracted state texts, exact keys, a mix.
+"""What "similar" means, for states and for actions.
 
-``sim(s, s_i)`` is word n-gram Jaccard over abstracted state texts, an exact-key match, or a
-weighted mix (:class:`jitrl.method.config.RetrievalConfig`). The neighbour search that applies
-it at scale is :class:`jitrl.retrieval.index.MemoryIndex`.
+States: ``sim(s, s_i)`` is the word n-gram Jaccard of their abstracted texts; an exact key, when
+both states carry the same one, raises it towards 1 but is never required
+(:class:`jitrl.method.config.RetrievalConfig`; ``key`` and the earlier ``mix`` remain). The
+neighbour search that applies it at scale is :class:`jitrl.retrieval.index.MemoryIndex`.
+
+Actions: a candidate worded for this instance draws on neighbours that took a similarly worded
+action in theirs: :func:`action_similarity` is the Jaccard of the two actions' word sets
+(:class:`jitrl.method.config.ValueConfig`).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from jitrl.method.config import RetrievalConfig
+from jitrl.method.config import ActionSimilarity, RetrievalConfig
 from jitrl.method.types import State
 
 _WORD = re.compile(r"[a-z0-9']+")
@@ -35,12 +40,42 @@ def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b)
 
 
+def combine(jac: float, key_match: bool, config: RetrievalConfig) -> float:
+    """A state similarity from the texts' Jaccard and whether the exact keys are equal."""
+    kind = config.similarity
+    if kind == "key":
+        return float(key_match)
+    if kind == "ngram":
+        return jac
+    if kind == "mix":
+        return config.key_weight * float(key_match) + (1.0 - config.key_weight) * jac
+    return jac + config.key_weight * (1.0 - jac) if key_match else jac
+
+
 def similarity(query: State, other: State, config: RetrievalConfig) -> float:
     """The configured similarity of two states, in ``[0, 1]`` (reference implementation)."""
-    key_match = float(query.key is not None and query.key == other.key)
+    key_match = query.key is not None and query.key == other.key
     if config.similarity == "key":
-        return key_match
+        return float(key_match)
     jac = jaccard(ngrams(query.text, config.ngram), ngrams(other.text, config.ngram))
-    if config.similarity == "ngram":
-        return jac
-    return config.key_weight * key_match + (1.0 - config.key_weight) * jac
+    return combine(jac, key_match, config)
+
+
+@lru_cache(maxsize=NGRAM_CACHE_SIZE)
+def action_words(action: str) -> frozenset[str]:
+    """The lower-cased words of an action (quotes and punctuation dropped)."""
+    return frozenset(_WORD.findall(action.lower()))
+
+
+def action_similarity(a: str, b: str, kind: ActionSimilarity, threshold: float) -> float:
+    """How much a neighbour's action ``b`` counts for candidate ``a``, in ``[0, 1]``.
+
+    ``exact``: 1 for the same string, else 0. ``words``: 1 for the same string, else the
+    Jaccard of the word sets when it reaches ``threshold``, else 0.
+    """
+    if a == b:
+        return 1.0
+    if kind == "exact":
+        return 0.0
+    value = jaccard(action_words(a), action_words(b))
+    return value if value >= threshold else 0.0

@@ -95,6 +95,10 @@ class Decision:
         proposed: candidates that memory added (not offered by the environment or LLM).
         llm_seconds: wall time spent in the language model for this decision.
         memory_seconds: wall time spent in retrieval, estimates and the update.
+        llm_usage: the model's token and call counts for this decision.
+        beta: the KL strength of the update.
+        prior_weight: the weight ``lambda`` of the base logits (1: the model as it is;
+            :mod:`jitrl.method.calibration`).
     """
 
     state: State
@@ -109,6 +113,8 @@ class Decision:
     llm_seconds: float = 0.0
     memory_seconds: float = 0.0
     llm_usage: dict[str, Any] = field(default_factory=dict)
+    beta: float = 0.0
+    prior_weight: float = 1.0
 
     @property
     def index(self) -> int:

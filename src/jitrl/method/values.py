@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 
 from jitrl.method.config import ValueConfig
+from jitrl.method.similarity import action_similarity
 from jitrl.method.types import Estimates, Neighbour
 
 
@@ -15,10 +16,13 @@ def estimate(
     """Similarity-weighted Q, V and A for each candidate.
 
     - ``V(s)``: similarity-weighted mean return of all neighbours (0 with no neighbours).
-    - ``Q(s, a)``: similarity-weighted mean return of the neighbours that took ``a``, plus
-      ``seen_bonus * sqrt(ln|N| / n(s, a))``; for an action no neighbour took,
+    - ``Q(s, a)``: mean return of the neighbours, each weighted by its state similarity times
+      the similarity of its action to ``a`` (:func:`~jitrl.method.similarity.action_similarity`;
+      with ``exact`` actions, the neighbours that took ``a``), plus
+      ``seen_bonus * sqrt(ln|N| / n(s, a))``; for an action no neighbour's action matches,
       ``max(V(s), unseen_floor) + alpha / (1 + |N|)``, an optimism that shrinks as evidence
       grows (``unseen_floor=None`` gives the plain ``V + alpha / (1 + |N|)``).
+    - ``n(s, a)``: the number of neighbours whose action matches ``a``.
     - ``A = Q - V``, divided by ``max |A|`` when ``config.scale == "max_abs"``.
 
     With no neighbours every advantage is 0, so the policy is the LLM's own.
@@ -28,35 +32,39 @@ def estimate(
         return Estimates(q=zeros, counts=tuple(0 for _ in candidates), v=0.0, advantages=zeros)
     total_w = sum(nb.similarity for nb in neighbours)
     v = sum(nb.similarity * nb.experience.ret for nb in neighbours) / total_w
-    sums: dict[str, float] = {}
-    weights: dict[str, float] = {}
-    counts: dict[str, int] = {}
+    by_action: dict[str, list[Neighbour]] = {}
     for nb in neighbours:
-        action = nb.experience.action
-        sums[action] = sums.get(action, 0.0) + nb.similarity * nb.experience.ret
-        weights[action] = weights.get(action, 0.0) + nb.similarity
-        counts[action] = counts.get(action, 0) + 1
+        by_action.setdefault(nb.experience.action, []).append(nb)
     size = len(neighbours)
     base = v if config.unseen_floor is None else max(v, config.unseen_floor)
     unseen_q = base + config.alpha / (1.0 + size)
     q: list[float] = []
+    counts: list[int] = []
     for action in candidates:
-        if action not in counts:
+        weight = total = 0.0
+        count = 0
+        for taken, group in by_action.items():
+            match = action_similarity(
+                action, taken, config.action_similarity, config.action_threshold
+            )
+            if match == 0.0:
+                continue
+            for nb in group:
+                weight += nb.similarity * match
+                total += nb.similarity * match * nb.experience.ret
+            count += len(group)
+        counts.append(count)
+        if count == 0:
             q.append(unseen_q)
             continue
-        bonus = config.seen_bonus * math.sqrt(math.log(size) / counts[action]) if size > 1 else 0.0
-        q.append(sums[action] / weights[action] + bonus)
+        bonus = config.seen_bonus * math.sqrt(math.log(size) / count) if size > 1 else 0.0
+        q.append(total / weight + bonus)
     adv = [qa - v for qa in q]
     if config.scale == "max_abs":
         peak = max((abs(a) for a in adv), default=0.0)
         if peak > 0.0:
             adv = [a / peak for a in adv]
-    return Estimates(
-        q=tuple(q),
-        counts=tuple(counts.get(a, 0) for a in candidates),
-        v=v,
-        advantages=tuple(adv),
-    )
+    return Estimates(q=tuple(q), counts=tuple(counts), v=v, advantages=tuple(adv))
 
 
 def proposals(
@@ -76,3 +84,26 @@ def proposals(
     est = estimate(neighbours, seen, config)
     ranked = sorted(zip(est.advantages, est.q, seen, strict=False), key=lambda row: -row[0])
     return [action for adv, q, action in ranked if adv >= 0.0 and q > 0.0]
+
+
+def exploration(
+    estimates: Estimates,
+    candidates: Sequence[str],
+    looped: frozenset[str],
+    config: ValueConfig,
+    loop_penalty: float,
+) -> tuple[float, ...]:
+    """Only the exploration part of the advantages: the optimism of actions no neighbour took
+    (``Q_unseen - V``) and ``-loop_penalty`` for actions that looped from this state in this
+    episode. The ``icl`` agent adds these to the logits so that it explores and avoids loops as
+    ``jitrl`` does, while memory's returns reach it only through the prompt."""
+    v = estimates.v
+    out = []
+    for action, q, n in zip(candidates, estimates.q, estimates.counts, strict=True):
+        bonus = q - v if n == 0 else 0.0
+        out.append(bonus - (loop_penalty if action in looped else 0.0))
+    if config.scale == "max_abs":
+        peak = max((abs(a) for a in out), default=0.0)
+        if peak > 0.0:
+            out = [a / peak for a in out]
+    return tuple(out)

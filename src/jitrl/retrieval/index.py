@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from jitrl.method.config import RetrievalConfig
-from jitrl.method.similarity import ngrams
+from jitrl.method.similarity import combine, ngrams
 from jitrl.method.types import Experience, Neighbour, State
 
 if TYPE_CHECKING:
@@ -185,11 +185,7 @@ class MemoryIndex:
             inter = shared.get(gid, 0)
             union = len(grams) + len(group.grams) - inter
             jac = inter / union if inter else 0.0
-            if cfg.similarity == "ngram":
-                sim = jac
-            else:
-                sim = cfg.key_weight * float(gid in key_hits) + (1.0 - cfg.key_weight) * jac
-            scored.append((sim, group))
+            scored.append((combine(jac, gid in key_hits, cfg), group))
         return scored
 
     def _rescored_groups(self, state: State) -> list[tuple[float, _StateGroup]]:
@@ -201,26 +197,29 @@ class MemoryIndex:
         if state.key is not None:
             text_ids.update(g.text_id for g in self._by_key.get(state.key, ()))
         size, threshold, kw = len(grams), cfg.threshold, cfg.key_weight
-        mix = cfg.similarity != "ngram"
-        # a text can only reach the threshold by Jaccard alone if min/max size is high enough
+        keys_count = cfg.similarity != "ngram"
+        # without a key, a text reaches the threshold only if min/max size allows the Jaccard:
+        # mix scales the Jaccard by (1 - kw), text and ngram do not
+        mix = cfg.similarity == "mix"
         bound = threshold if not mix else (threshold / (1.0 - kw) if kw < 1.0 else 2.0)
         scored = []
         for text_id in text_ids:
             groups = self._by_text[text_id]
             other = groups[0].grams
             small, large = sorted((size, len(other)))
-            keyed = mix and state.key is not None and any(g.state.key == state.key for g in groups)
+            keyed = (
+                keys_count
+                and state.key is not None
+                and any(g.state.key == state.key for g in groups)
+            )
             if not keyed and (not large or small < bound * large):
                 continue
             inter = len(grams & other)
             union = size + len(other) - inter
             jac = inter / union if inter else 0.0
             for group in groups:
-                if not mix:
-                    sim = jac
-                else:
-                    hit = state.key is not None and group.state.key == state.key
-                    sim = kw * float(hit) + (1.0 - kw) * jac
+                hit = state.key is not None and group.state.key == state.key
+                sim = combine(jac, hit, cfg)
                 if sim >= threshold:
                     scored.append((sim, group))
         return scored

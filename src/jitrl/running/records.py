@@ -79,6 +79,8 @@ def decision_record(episode: int, step: int, d: Decision, reward: float) -> dict
         "logits": [round(x, 5) for x in d.logits],
         "probs": [round(x, 5) for x in d.probs],
         "action": d.action,
+        "beta": d.beta,
+        "prior_weight": round(d.prior_weight, 5),
         "reward": reward,
         "llm_seconds": round(d.llm_seconds, 6),
         "memory_seconds": round(d.memory_seconds, 6),

@@ -1,0 +1,163 @@
+"""One episode of the library API: decisions and rewards recorded, returns computed and the
+episode stored whole when it finishes (:meth:`jitrl.method.learner.JitRL.episode`)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from jitrl.llm.base import Prompt
+from jitrl.method.reflection import TrajectoryStep, reflect
+from jitrl.method.returns import discounted_returns, episode_returns, revisits, step_rewards
+from jitrl.method.types import Decision, Experience, Neighbour, State
+
+if TYPE_CHECKING:
+    from jitrl.method.learner import JitRL, PromptBuilder, Validator
+
+log = logging.getLogger(__name__)
+
+
+def as_state(state: State | str, key: str | None) -> State:
+    """A :class:`State` from a text (and key), or the state given (its key replaced)."""
+    if isinstance(state, State):
+        return state if key is None else State(state.text, key)
+    if not isinstance(state, str):
+        raise TypeError(f"state must be a str or State, got {type(state).__name__}")
+    return State(state, key)
+
+
+class Episode:
+    """Records one episode's decisions and rewards; ``finish`` stores it whole.
+
+    The episode's own earlier steps (its *working memory*) are retrieved with the stored memory,
+    valued by the rewards and revisit penalties seen so far, so a loop is discouraged as soon as
+    it closes. With ``learn=False`` nothing is stored (a test episode: memory frozen).
+    """
+
+    def __init__(self, jit: JitRL, task_id: str, episode_id: str, *, learn: bool = True) -> None:
+        self.jit = jit
+        self.task_id = task_id
+        self.episode_id = episode_id
+        self.learn = learn
+        """Store the episode when it finishes (``False``: memory is frozen)."""
+        self.decisions: list[Decision] = []
+        self.rewards: list[float] = []
+        self.finished = False
+
+    def decide(
+        self,
+        state: State | str,
+        candidates: Sequence[str],
+        logits: Sequence[float] | None = None,
+        *,
+        key: str | None = None,
+        prompt: Prompt | PromptBuilder | None = None,
+        valid: Validator | None = None,
+    ) -> Decision:
+        """Like :meth:`JitRL.decide`, and remembers the decision for this episode."""
+        if self.finished:
+            raise RuntimeError("this episode is finished")
+        if len(self.rewards) < len(self.decisions):
+            self.rewards.append(0.0)  # the previous decision got no explicit reward
+        st = as_state(state, key)
+        working, looped = self._working(st)
+        decision = self.jit.decide(
+            st,
+            candidates,
+            logits,
+            prompt=prompt,
+            valid=valid,
+            working=working if self.jit.config.retrieval.working_memory else (),
+            task_id=self.task_id,
+            looped=looped,
+        )
+        self.decisions.append(decision)
+        return decision
+
+    def _working(self, current: State) -> tuple[list[Experience], frozenset[str]]:
+        """This episode's steps so far, valued by the returns observed up to now, and the
+        actions that led back to a visited state when taken in ``current``'s state."""
+        if not self.decisions or not self.jit.uses_memory:
+            return [], frozenset()
+        states = [d.state.identity for d in self.decisions] + [current.identity]
+        flags = revisits(states)[: len(self.decisions)]
+        shaped = step_rewards(
+            self.rewards, failed=False, config=self.jit.config.returns, revisited=flags
+        )
+        rets = discounted_returns(shaped, self.jit.config.returns.gamma)
+        looped = frozenset(
+            d.action
+            for d, flag in zip(self.decisions, flags, strict=True)
+            if flag and d.state.identity == current.identity
+        )
+        working = [
+            Experience(d.state, d.action, g, self.episode_id, t, self.task_id, r)
+            for t, (d, r, g) in enumerate(zip(self.decisions, shaped, rets, strict=False))
+        ]
+        return working, looped
+
+    def reward(self, reward: float) -> None:
+        """The reward that followed the latest decision (call at most once per decision)."""
+        if len(self.rewards) >= len(self.decisions):
+            raise RuntimeError("reward() must follow a decide()")
+        if not math.isfinite(reward):
+            raise ValueError(f"reward must be finite, got {reward}")
+        self.rewards.append(float(reward))
+
+    def finish(self, *, failed: bool = False) -> list[Experience]:
+        """Compute returns and store the episode atomically; returns the stored experiences
+        (none when memory is frozen)."""
+        if self.finished:
+            raise RuntimeError("this episode is finished")
+        self.finished = True
+        rewards = self.rewards + [0.0] * (len(self.decisions) - len(self.rewards))
+        if not self.decisions or not self.learn:
+            return []
+        rewards = self._reflect(rewards, failed)
+        cfg = self.jit.config.returns
+        states = [d.state.identity for d in self.decisions]
+        shaped, rets = episode_returns(rewards, failed=failed, config=cfg, states=states)
+        if not all(math.isfinite(g) for g in rets):
+            raise ValueError("the episode's returns are not finite (rewards too large)")
+        now = time.time()
+        exps = [
+            Experience(d.state, d.action, g, self.episode_id, t, self.task_id, r, now)
+            for t, (d, r, g) in enumerate(zip(self.decisions, shaped, rets, strict=False))
+        ]
+        if self.jit.store is not None and not self.jit.shared:
+            self.jit.store.add_episode(exps)
+            self.jit.index.add(exps)
+        return exps
+
+    def _reflect(self, rewards: list[float], failed: bool) -> list[float]:
+        """Blend the model's step scores into the rewards when reflection is configured."""
+        cfg = self.jit.config.reflection
+        if cfg.weight == 0.0 or self.jit.model is None or not self.jit.uses_memory:
+            return rewards
+        steps = [TrajectoryStep(d.state.text, d.action) for d in self.decisions]
+        res = reflect(self.jit.model, steps, rewards, cfg, outcome="lost" if failed else "")
+        return list(res.rewards)  # on a fallback: the environment's rewards (logged there)
+
+    def __enter__(self) -> Episode:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.finished:
+            return
+        if exc_type is None:
+            self.finish()
+            return
+        log.warning("episode %s abandoned after an error; nothing stored", self.episode_id)
+        self.finished = True
+
+
+__all__ = ["Episode", "Neighbour", "as_state"]
