@@ -1,10 +1,17 @@
-"""Sweep the method's settings on one Jericho game with the embedded model.
+"""Sweep settings of the method: one comparison per variant, all jobs in one process pool.
 
-Each configuration is a JSON object of overrides (``gamma``, ``beta``, ``alpha``, ``scale``,
-``revisit_penalty``, ``working_memory``) and gets a fresh memory; all share one process and one
-LLM score cache, so repeated prompts are scored once. Writes ``sweep-<game>.json``.
+Each variant is a JSON object of settings by their flat names (the same names as the flags and
+the TOML keys: ``{"threshold": 0.4, "action_similarity": "exact"}``), applied on top of the
+base settings given as flags. Every variant plays the same environments and seeds, with
+``jitrl compare``'s jobs, run folders and resume; the summary gives, per environment and variant,
+the mean score of the first and last ``--window`` learning episodes and of the test episodes,
+each with a 95% confidence interval over seeds.
 
-    python benchmarks/sweep.py zork1 --episodes 12 '{"beta":0.3}' '{"beta":0.3,"gamma":0.9}'
+    python benchmarks/sweep.py --env twx:coin,twx:twc --model uniform --agents jitrl \\
+        --episodes 30 --max-steps 30 --test-episodes 10 --seeds 5 --workers 2 \\
+        --name memory '{}' '{"action_similarity": "exact"}'
+
+Writes ``benchmarks/results/sweep-<name>/sweep.json`` and ``sweep.md``.
 """
 
 from __future__ import annotations
@@ -13,77 +20,142 @@ import argparse
 import json
 import logging
 import statistics
-import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from jitrl.agents import make_agent
-from jitrl.envs import make_env
-from jitrl.llm import load_model
-from jitrl.llm.cache import CachedModel
-from jitrl.memory import open_store
-from jitrl.method.config import JitRLConfig
-from jitrl.running.run_folder import RunWriter, run_episodes
+from jitrl.analysis.stats import mean_ci
+from jitrl.fileio import atomic_write_text, read_jsonl
+from jitrl.running.compare import (
+    check_compare,
+    compare_settings,
+    make_jobs,
+    run_jobs,
+    write_settings,
+)
+from jitrl.running.executors import ExecutionConfig
+from jitrl.running.spec import CompareSpec
+from jitrl.settings import resolve
 
+log = logging.getLogger("sweep")
 REPO = Path(__file__).resolve().parents[1]
-CACHE_ENTRIES = 200_000
-WINDOW = 5
 
 
-def config_from(overrides: dict[str, Any]) -> JitRLConfig:
-    cfg = JitRLConfig()
-    groups = {
-        "returns": ("gamma", "revisit_penalty", "terminal_penalty"),
-        "values": ("alpha", "scale", "unseen_floor"),
-        "policy": ("beta", "selection"),
-        "retrieval": ("k", "threshold", "working_memory", "similarity"),
-    }
-    for group, names in groups.items():
-        fields = {n: overrides[n] for n in names if n in overrides}
-        if fields:
-            cfg = replace(cfg, **{group: replace(getattr(cfg, group), **fields)})
-    return cfg
+def variant_spec(base: dict[str, Any], overrides: dict[str, Any]) -> CompareSpec:
+    """The comparison of one variant: the base flags, then the variant's settings."""
+    built = resolve([CompareSpec], flags={**base, **overrides}, environ={})
+    spec = built[CompareSpec]
+    assert isinstance(spec, CompareSpec)
+    return spec
+
+
+def _scores(folder: Path, phase: str) -> list[float]:
+    path = folder / "episodes.jsonl"
+    if not path.exists():
+        return []
+    return [row["score"] for _, row in read_jsonl(path) if row.get("phase", "train") == phase]
+
+
+def summarise(out: Path, spec: CompareSpec, envs: dict[str, str], window: int) -> dict[str, Any]:
+    """Per environment and agent: first/last window and test means with 95% CIs over seeds."""
+    table: dict[str, Any] = {}
+    for slug in envs:
+        for agent in spec.agent_names:
+            firsts, lasts, tests = [], [], []
+            for seed in range(1, spec.seeds + 1):
+                folder = out / "runs" / slug / agent / f"seed{seed}"
+                train = _scores(folder, "train")
+                if len(train) < spec.episodes:
+                    continue
+                firsts.append(statistics.fmean(train[:window]))
+                lasts.append(statistics.fmean(train[-window:]))
+                test = _scores(folder, "test")
+                if test:
+                    tests.append(statistics.fmean(test))
+            table.setdefault(slug, {})[agent] = {
+                name: _ci(values)
+                for name, values in (("first", firsts), ("last", lasts), ("test", tests))
+            }
+    return table
+
+
+def _ci(values: list[float]) -> dict[str, Any] | None:
+    if not values:
+        return None
+    iv = mean_ci(values)
+    return {"mean": iv.mean, "low": iv.low, "high": iv.high, "n": iv.n}
+
+
+def _cell(iv: dict[str, Any] | None) -> str:
+    if iv is None:
+        return "—"
+    if iv["low"] is None:
+        return f"{iv['mean']:.3f}"
+    return f"{iv['mean']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}]"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """One table: rows are (environment, variant, agent)."""
+    lines = [
+        "| env | variant | agent | first window | last window | test |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, variant in results["variants"].items():
+        for slug, agents in variant["table"].items():
+            for agent, row in agents.items():
+                cells = " | ".join(_cell(row[k]) for k in ("first", "last", "test"))
+                lines.append(f"| {slug} | {name} | {agent} | {cells} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("game", help="game name in the games folder, e.g. zork1")
-    ap.add_argument("configs", nargs="+", help="JSON overrides, one configuration each")
-    ap.add_argument("--episodes", type=int, default=12)
-    ap.add_argument("--max-steps", type=int, default=60)
+    ap.add_argument("variants", nargs="+", help="JSON objects of settings, one per variant")
+    ap.add_argument("--env", required=True)
+    ap.add_argument("--agents", default="jitrl")
+    ap.add_argument("--model", default="uniform")
+    ap.add_argument("--episodes", type=int, default=30)
+    ap.add_argument("--max-steps", type=int, default=30)
+    ap.add_argument("--test-episodes", type=int, default=10)
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--window", type=int, default=10)
+    ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    ap.add_argument("--name", default="sweep")
     args = ap.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    model = CachedModel(load_model("llamacpp", n_threads=args.threads), max_entries=CACHE_ENTRIES)
-    env = make_env(f"jericho:{args.game}", max_steps=args.max_steps, seed=1)
-    rows = []
-    for raw in args.configs:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    root = REPO / "benchmarks" / "results" / f"sweep-{args.name}"
+    base = {
+        "env": args.env,
+        "agents": args.agents,
+        "model": args.model,
+        "episodes": args.episodes,
+        "max_steps": args.max_steps,
+        "test_episodes": args.test_episodes,
+        "seeds": args.seeds,
+        "window": args.window,
+        "threads": args.threads,
+    }
+    execution = ExecutionConfig(workers=args.workers)
+    jobs, prepared = [], {}
+    for number, raw in enumerate(args.variants):
         overrides = json.loads(raw)
-        with tempfile.TemporaryDirectory() as tmp:
-            agent = make_agent(
-                "jitrl", model, open_store(Path(tmp) / "m.sqlite"), config_from(overrides), seed=1
-            )
-            t0 = time.perf_counter()
-            res = run_episodes(env, agent, RunWriter(Path(tmp), {}), episodes=args.episodes, seed=1)
-            agent.close()
-        scores = [r.score for r in res]
-        rows.append(
-            {
-                "config": overrides,
-                "scores": scores,
-                "final_window": statistics.fmean(scores[-WINDOW:]),
-                "wall_seconds": time.perf_counter() - t0,
-            }
-        )
-        logging.warning(
-            "%s %s last %d: %.1f", args.game, overrides, WINDOW, rows[-1]["final_window"]
-        )
-    env.close()
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"sweep-{args.game}.json").write_text(json.dumps(rows, indent=2))
+        spec = variant_spec(base, overrides)
+        envs = check_compare(spec, execution)
+        out = root / f"v{number}"
+        write_settings(compare_settings(spec, envs, execution), out)
+        jobs += make_jobs(spec, envs, out, threads=args.threads)
+        prepared[raw] = (spec, envs, out)
+    t0 = time.perf_counter()
+    for err in run_jobs(jobs, execution):
+        log.error("failed: %s", err)
+    results: dict[str, Any] = {"base": base, "variants": {}, "seconds": time.perf_counter() - t0}
+    for raw, (spec, envs, out) in prepared.items():
+        table = summarise(out, spec, envs, args.window)
+        results["variants"][raw] = {"folder": str(out.relative_to(REPO)), "table": table}
+    atomic_write_text(root / "sweep.json", json.dumps(results, indent=2))
+    atomic_write_text(root / "sweep.md", markdown(results))
+    print(markdown(results))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def test_make_agent_builds_every_agent(tmp_path):
         build_agent("icl", None, None)
 
 
-def test_icl_writes_neighbours_into_the_prompt_and_leaves_logits_alone():
+def test_icl_writes_neighbours_into_the_prompt_and_adds_only_exploration_to_logits():
     model = ScriptedModel(SCORES)
     agent = build_agent("icl", model, ListStore())
     play(agent, 2, ChainEnv(max_steps=4))
@@ -42,12 +42,16 @@ def test_icl_writes_neighbours_into_the_prompt_and_leaves_logits_alone():
     assert not any("Past experience" in p for p in first[:1])  # nothing to recall at the start
     assert all("Past experience in similar situations" in p for p in later)
     assert any("- wait: " in p for p in later)  # the action taken, with its return
-    # the decision is the LLM's own: corrected logits equal the base logits
+    # memory's returns reach the logits only through the prompt: a seen action keeps the
+    # (calibrated) base logit, an untried one gets jitrl's exploration bonus
     assert isinstance(agent, LLMAgent)
     ep = agent.learner.episode("chain")
-    d = ep.decide("room 0", ["wait", "go right"], logits=[-1.0, -3.0], key="room0")
-    assert d.estimates is not None and d.neighbours
-    assert d.logits == d.base_logits and d.action == "wait"
+    d = ep.decide("room 0", ["wait", "go right", "fly"], logits=[-1.0, -3.0, -3.0], key="room0")
+    est = d.estimates
+    assert est is not None and d.neighbours and est.counts[2] == 0 and est.counts[0] > 0
+    beta = agent.learner.config.policy.beta
+    assert d.logits[0] == pytest.approx(d.prior_weight * -1.0)
+    assert d.logits[2] == pytest.approx(d.prior_weight * -3.0 + (est.q[2] - est.v) / beta)
 
 
 def test_jitrl_with_the_same_memory_moves_the_logits():

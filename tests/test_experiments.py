@@ -227,7 +227,8 @@ def test_resume_drops_the_decisions_of_an_episode_cut_short(tmp_path):
 
 
 def test_sampling_makes_seeds_differ_and_is_pinned(tmp_path):
-    greedy = _config(agents="jitrl", seeds=2, episodes=2)
+    first = PolicyConfig(tie_break="first")
+    greedy = _config(agents="jitrl", seeds=2, episodes=2, method=JitRLConfig(policy=first))
     sample = replace(greedy, method=JitRLConfig(policy=PolicyConfig(selection="sample")))
     for name, cfg in (("greedy", greedy), ("sample", sample)):
         assert run_jobs(*_prepare(cfg, tmp_path / name, workers=1)) == []
@@ -236,7 +237,7 @@ def test_sampling_makes_seeds_differ_and_is_pinned(tmp_path):
         path = tmp_path / name / "runs" / "tw1" / "jitrl" / f"seed{seed}" / "decisions.jsonl"
         return [json.loads(line)["action"] for line in path.read_text().splitlines()]
 
-    assert actions("greedy", 1) == actions("greedy", 2)  # a deterministic game and model
+    assert actions("greedy", 1) == actions("greedy", 2)  # a deterministic game, model and ties
     assert actions("sample", 1) != actions("sample", 2)
     with pytest.raises(ValueError, match="method"):
         _prepare(sample, tmp_path / "greedy")

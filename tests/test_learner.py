@@ -19,7 +19,7 @@ def cfg(**policy):
     return JitRLConfig(
         returns=ReturnConfig(gamma=0.5, terminal_penalty=10.0),
         retrieval=RetrievalConfig(k=10, threshold=0.5, similarity="mix"),
-        values=ValueConfig(alpha=5.0),
+        values=ValueConfig(alpha=5.0, action_similarity="exact"),
         policy=PolicyConfig(beta=0.5, **policy),
     )
 

@@ -31,7 +31,7 @@ from jitrl.running.spec import CompareSpec, RunSpec
 
 def _episode(jit: JitRL, episode_id: str, state: str, action: str, reward: float) -> None:
     ep = jit.episode(task_id="t", episode_id=episode_id)
-    ep.decide(state, [action, f"not {action}"], logits=[0.0, 0.0])
+    ep.decide(state, [action, f"not {action}"], logits=[0.0, -1.0])
     ep.reward(reward)
     ep.finish()
 
@@ -42,7 +42,7 @@ def test_shared_learner_leaves_storing_to_the_coordinator_and_syncs(tmp_path):
     b = JitRL(path, shared=True)  # a worker of a parallel run
     _episode(a, "e1", "hall with a door", "open door", 1.0)
     ep = b.episode(task_id="t", episode_id="e2")
-    ep.decide("hall with a door", ["wait", "not wait"], logits=[0.0, 0.0])
+    ep.decide("hall with a door", ["wait", "not wait"], logits=[0.0, -1.0])
     ep.reward(-1.0)
     records = ep.finish()
     assert [r.episode_id for r in records] == ["e2"]

@@ -38,12 +38,12 @@ from tests.conftest import jericho_dir
 DATA = Path(__file__).parent / "data" / "reference_traces"
 LEGACY = JitRLConfig(
     retrieval=RetrievalConfig(k=10, threshold=0.5, similarity="mix"),
-    values=ValueConfig(action_similarity="exact"),
+    values=ValueConfig(action_similarity="exact", loop_penalty=0.0),
     policy=PolicyConfig(propose=False, tie_break="first", calibrate=False),
     pruning=PruneConfig(prune_to=None),
 )
-"""The method as it was when the traces were recorded: exact states and actions, no
-calibration, first-maximum ties, no pruning, and no proposals (the episode loop gave
+"""The method as it was when the traces were recorded: exact states and actions, no loop
+count, no calibration, first-maximum ties, no pruning, and no proposals (the episode loop gave
 Jericho and TextWorld no validity check then, so memory never proposed)."""
 
 

@@ -18,7 +18,7 @@ uvicorn = pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
 from jitrl.memory import open_store  # noqa: E402
-from jitrl.method.config import JitRLConfig, PolicyConfig  # noqa: E402
+from jitrl.method.config import JitRLConfig, PolicyConfig, ValueConfig  # noqa: E402
 from jitrl.service import ServiceConfig  # noqa: E402
 from jitrl.service.app import create_app  # noqa: E402
 from jitrl.service.sessions import SessionRegistry  # noqa: E402
@@ -58,7 +58,9 @@ def running(config: ServiceConfig, patch: Callable[[Any], None] | None = None) -
 
 
 def make_config(tmp_path: Path, **kw: Any) -> ServiceConfig:
-    jit = JitRLConfig(policy=PolicyConfig(beta=0.5))
+    # exact actions: "go south" does not inherit the value of "go north" (tests/test_values.py
+    # covers actions matched by their words)
+    jit = JitRLConfig(policy=PolicyConfig(beta=0.5), values=ValueConfig(action_similarity="exact"))
     return ServiceConfig(memory=str(tmp_path / "memory.sqlite"), jitrl=jit, **kw)
 
 

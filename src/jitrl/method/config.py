@@ -152,6 +152,12 @@ class ValueConfig:
     neighbour's return by state similarity times action similarity."""
     action_threshold: float = 0.3
     """Lowest word Jaccard at which another action counts for a candidate (``words``)."""
+    loop_penalty: float = 1.0
+    """Lowers ``Q(s, a)`` by this much for every time ``a`` led back to an already visited state
+    from this state in the current episode. Returns cut by the episode's end value a loop too
+    kindly (its last steps see little of the penalty that follows), so an agent could wait in
+    one place for ever while the only way on once led to a loss; counting the loops makes it
+    try something else. 0 disables it."""
 
     def __post_init__(self) -> None:
         _check(self.alpha >= 0.0, "alpha must be >= 0")
@@ -162,6 +168,7 @@ class ValueConfig:
             self.action_similarity in kinds, f"unknown action similarity {self.action_similarity}"
         )
         _check(0.0 < self.action_threshold <= 1.0, "action_threshold must be in (0, 1]")
+        _check(self.loop_penalty >= 0.0, "loop_penalty must be >= 0")
 
 
 @dataclass(frozen=True)

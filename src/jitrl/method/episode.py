@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -78,18 +79,18 @@ class Episode:
         self.decisions.append(decision)
         return decision
 
-    def _working(self, current: State) -> tuple[list[Experience], frozenset[str]]:
+    def _working(self, current: State) -> tuple[list[Experience], dict[str, int]]:
         """This episode's steps so far, valued by the returns observed up to now, and the
         actions that led back to a visited state when taken in ``current``'s state."""
         if not self.decisions or not self.jit.uses_memory:
-            return [], frozenset()
+            return [], {}
         states = [d.state.identity for d in self.decisions] + [current.identity]
         flags = revisits(states)[: len(self.decisions)]
         shaped = step_rewards(
             self.rewards, failed=False, config=self.jit.config.returns, revisited=flags
         )
         rets = discounted_returns(shaped, self.jit.config.returns.gamma)
-        looped = frozenset(
+        looped = Counter(
             d.action
             for d, flag in zip(self.decisions, flags, strict=True)
             if flag and d.state.identity == current.identity
@@ -98,7 +99,7 @@ class Episode:
             Experience(d.state, d.action, g, self.episode_id, t, self.task_id, r)
             for t, (d, r, g) in enumerate(zip(self.decisions, shaped, rets, strict=False))
         ]
-        return working, looped
+        return working, dict(looped)
 
     def reward(self, reward: float) -> None:
         """The reward that followed the latest decision (call at most once per decision)."""

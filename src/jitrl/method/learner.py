@@ -19,7 +19,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -186,7 +186,7 @@ class JitRL:
         valid: Validator | None = None,
         working: Sequence[Experience] = (),
         task_id: str | None = None,
-        looped: frozenset[str] = frozenset(),
+        looped: Mapping[str, int] | None = None,
     ) -> Decision:
         """Correct the base distribution over ``candidates`` with memory and choose an action.
 
@@ -203,20 +203,21 @@ class JitRL:
                 :class:`Episode`); retrieved alongside the stored memory.
             task_id: the current task (calibration of the model's weight, and
                 ``RetrievalConfig.exclude_own_task``).
-            looped: actions that led back to a visited state from this state in this episode
-                (the ``icl`` agent's loop penalty).
+            looped: how often each action led back to a visited state from this state in this
+                episode (``ValueConfig.loop_penalty``).
         """
         st = as_state(state, key)
         cands = _clean_candidates(candidates)
         t0 = time.perf_counter()
-        view = self._memory_view(st, cands, logits, valid, working, task_id)
+        loops = dict(looped or {})
+        view = self._memory_view(st, cands, logits, valid, working, task_id, loops)
         t_mem = time.perf_counter() - t0
         built = prompt(view.neighbours) if callable(prompt) else prompt
         base, usage, llm_s = self._base_logits(view, built)
         t1 = time.perf_counter()
         task = task_id or ""
         weight = self.calibration.weight(task)
-        adv = self._advantages(view, looped)
+        adv = self._advantages(view, loops)
         z = corrected_logits(base, adv, self.config.policy.beta, prior_weight=weight)
         idx, probs = select(z, self.config.policy, self.rng)
         if view.estimates is not None:
@@ -248,6 +249,7 @@ class JitRL:
         valid: Validator | None,
         working: Sequence[Experience],
         task_id: str | None,
+        looped: Mapping[str, int],
     ) -> _View:
         """Neighbours, proposals, estimates, and the candidates left after pruning."""
         neighbours = self._neighbours(state, working, task_id) if self.uses_memory else []
@@ -255,16 +257,16 @@ class JitRL:
         given = _checked_logits(logits, cands, self.config.policy.floor_logit, len(extra))
         everything = cands + extra
         values = self.config.values
-        est = estimate(neighbours, everything, values) if self.uses_memory else None
+        est = estimate(neighbours, everything, values, looped) if self.uses_memory else None
         keep = prune(state.text, everything, extra, est, self.config.pruning)
         if len(keep) < len(everything):
             everything = [everything[i] for i in keep]
             given = [given[i] for i in keep] if given is not None else None
-            est = estimate(neighbours, everything, values) if self.uses_memory else None
+            est = estimate(neighbours, everything, values, looped) if self.uses_memory else None
         proposed = [a for a in extra if a in set(everything)]
         return _View(neighbours, everything, proposed, est, given)
 
-    def _advantages(self, view: _View, looped: frozenset[str]) -> tuple[float, ...]:
+    def _advantages(self, view: _View, looped: Mapping[str, int]) -> tuple[float, ...]:
         """What memory adds to the logits (``PolicyConfig.correction``): the advantages, only
         the exploration bonus and the loop penalty (the ``icl`` agent), or nothing."""
         est = view.estimates
@@ -273,8 +275,7 @@ class JitRL:
             return (0.0,) * len(view.candidates)
         if correction == "advantages":
             return est.advantages
-        penalty = self.config.returns.revisit_penalty
-        return exploration(est, view.candidates, looped, self.config.values, penalty)
+        return exploration(est, view.candidates, looped, self.config.values)
 
     def _neighbours(
         self, state: State, working: Sequence[Experience], task_id: str | None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from jitrl.method.config import ValueConfig
 from jitrl.method.similarity import action_similarity
@@ -11,7 +11,10 @@ from jitrl.method.types import Estimates, Neighbour
 
 
 def estimate(
-    neighbours: Sequence[Neighbour], candidates: Sequence[str], config: ValueConfig
+    neighbours: Sequence[Neighbour],
+    candidates: Sequence[str],
+    config: ValueConfig,
+    looped: Mapping[str, int] | None = None,
 ) -> Estimates:
     """Similarity-weighted Q, V and A for each candidate.
 
@@ -23,10 +26,13 @@ def estimate(
       ``max(V(s), unseen_floor) + alpha / (1 + |N|)``, an optimism that shrinks as evidence
       grows (``unseen_floor=None`` gives the plain ``V + alpha / (1 + |N|)``).
     - ``n(s, a)``: the number of neighbours whose action matches ``a``.
+    - ``Q(s, a)`` is lowered by ``loop_penalty`` per time ``a`` looped from this state in the
+      current episode (``looped``).
     - ``A = Q - V``, divided by ``max |A|`` when ``config.scale == "max_abs"``.
 
     With no neighbours every advantage is 0, so the policy is the LLM's own.
     """
+    loops = looped or {}
     if not neighbours:
         zeros = tuple(0.0 for _ in candidates)
         return Estimates(q=zeros, counts=tuple(0 for _ in candidates), v=0.0, advantages=zeros)
@@ -54,11 +60,12 @@ def estimate(
                 total += nb.similarity * match * nb.experience.ret
             count += len(group)
         counts.append(count)
+        tabu = config.loop_penalty * loops.get(action, 0)
         if count == 0:
-            q.append(unseen_q)
+            q.append(unseen_q - tabu)
             continue
         bonus = config.seen_bonus * math.sqrt(math.log(size) / count) if size > 1 else 0.0
-        q.append(total / weight + bonus)
+        q.append(total / weight + bonus - tabu)
     adv = [qa - v for qa in q]
     if config.scale == "max_abs":
         peak = max((abs(a) for a in adv), default=0.0)
@@ -89,19 +96,18 @@ def proposals(
 def exploration(
     estimates: Estimates,
     candidates: Sequence[str],
-    looped: frozenset[str],
+    looped: Mapping[str, int],
     config: ValueConfig,
-    loop_penalty: float,
 ) -> tuple[float, ...]:
     """Only the exploration part of the advantages: the optimism of actions no neighbour took
-    (``Q_unseen - V``) and ``-loop_penalty`` for actions that looped from this state in this
+    (``Q_unseen - V``) and ``-loop_penalty`` per time an action looped from this state in this
     episode. The ``icl`` agent adds these to the logits so that it explores and avoids loops as
     ``jitrl`` does, while memory's returns reach it only through the prompt."""
     v = estimates.v
     out = []
     for action, q, n in zip(candidates, estimates.q, estimates.counts, strict=True):
-        bonus = q - v if n == 0 else 0.0
-        out.append(bonus - (loop_penalty if action in looped else 0.0))
+        tabu = config.loop_penalty * looped.get(action, 0)
+        out.append((q + tabu - v if n == 0 else 0.0) - tabu)
     if config.scale == "max_abs":
         peak = max((abs(a) for a in out), default=0.0)
         if peak > 0.0:

@@ -13,7 +13,7 @@ Memory hygiene (near-duplicate cap, capacity, leave-one-task-out) is applied her
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -172,18 +172,21 @@ class MemoryIndex:
         if self._candidates is not None:
             return self._rescored_groups(state)
         grams = ngrams(state.text, cfg.ngram)
-        shared: Counter[int] = Counter()
+        postings = [self._by_gram.get(gram, ()) for gram in grams]
         groups: dict[int, _StateGroup] = {}
-        for gram in grams:
-            for group in self._by_gram.get(gram, ()):
-                shared[id(group)] += 1
-                groups[id(group)] = group
+        if sum(map(len, postings)) > len(self._groups):  # the query shares grams with most
+            groups = {id(g): g for g in self._groups.values()}
+        else:
+            for posting in postings:
+                for group in posting:
+                    groups[id(group)] = group
         for group in self._by_key.get(state.key, []) if state.key is not None else []:
             groups[id(group)] = group
         scored = []
+        size = len(grams)
         for gid, group in groups.items():
-            inter = shared.get(gid, 0)
-            union = len(grams) + len(group.grams) - inter
+            inter = len(grams & group.grams)  # set intersection in C, not a count per gram
+            union = size + len(group.grams) - inter
             jac = inter / union if inter else 0.0
             scored.append((combine(jac, gid in key_hits, cfg), group))
         return scored

@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 SCHEMA_PREFIX = "jitrl_"
 """Prefix of the per-job schemas in a PostgreSQL ``memory``."""
 SETTINGS_FILE = "compare.json"
+SEED_STRIDE = 100_003
+"""Seed ``k`` of a comparison starts its episode seeds at ``1 + (k - 1) * SEED_STRIDE``, so the
+instance streams of different seeds do not overlap (episode ``i`` uses ``start + i``)."""
 FIXED_SETTINGS = ("envs", "max_steps", "model", "warm_from", "memory", "method", "privileged_key")
 """Settings a rerun into the same folder must keep (agents, seeds and episodes may grow)."""
 
@@ -118,6 +121,11 @@ class Job:
     """Id of the comparison (``compare.json``); names the job's PostgreSQL schema."""
 
     @property
+    def label(self) -> int:
+        """The seed's number in the comparison (1..K)."""
+        return 1 + (self.run.seed - 1) // SEED_STRIDE
+
+    @property
     def episodes(self) -> int:
         """All episodes of the job: learning, then test."""
         return self.run.episodes + self.test_episodes
@@ -141,7 +149,7 @@ class Job:
             return open_store(Path(self.folder) / "memory.sqlite")
         where = self.comparison or str(Path(self.folder).resolve())
         digest = hashlib.sha256(where.encode()).hexdigest()[:12]
-        name = f"{self.run.agent}_s{self.run.seed}_{self.slug}".lower()
+        name = f"{self.run.agent}_s{self.label}_{self.slug}".lower()
         schema = f"{SCHEMA_PREFIX}{digest}_{re.sub(r'[^a-z0-9_]+', '_', name)}"[:63]
         return open_store(self.server, PostgresConfig(schema=schema))
 
@@ -166,7 +174,7 @@ def make_jobs(spec: CompareSpec, envs: dict[str, str], out: Path, threads: int) 
                 method=spec.method,
                 env=env,
                 agent=agent,
-                seed=seed,
+                seed=1 + (seed - 1) * SEED_STRIDE,
             ),
             folder=str(out / "runs" / slug / agent / f"seed{seed}"),
             threads=threads,
@@ -233,7 +241,7 @@ def run_job(job: Job) -> dict[str, Any]:
     return {
         "slug": job.slug,
         "agent": job.run.agent,
-        "seed": job.run.seed,
+        "seed": job.label,
         "scores": [r.score for r in writer.results],
     }
 
@@ -258,7 +266,7 @@ def run_jobs(
             if handle is not None:
                 job = handles[handle]
                 if isinstance(result, BaseException):  # a broken job must not stop the others
-                    name = f"{job.slug}/{job.run.agent}/seed{job.run.seed}"
+                    name = f"{job.slug}/{job.run.agent}/seed{job.label}"
                     msg = f"{name}: {type(result).__name__}: {result}"
                     log.error("job failed: %s", msg)
                     errors.append(msg)
