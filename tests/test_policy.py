@@ -81,3 +81,18 @@ def test_errors():
         PolicyConfig(beta=0.0)
     with pytest.raises(ValueError):
         softmax([])
+
+
+def test_greedy_ties_are_broken_at_random_but_seeded() -> None:
+    import numpy as np
+
+    from jitrl.method.config import PolicyConfig
+    from jitrl.method.policy import select
+
+    cfg = PolicyConfig(selection="greedy", tie_break="random")
+    picks = {select([1.0, 1.0, 0.0, 1.0], cfg, np.random.default_rng(s))[0] for s in range(40)}
+    assert picks == {0, 1, 3}  # only the maxima, each of them sometimes
+    again = [select([1.0, 1.0], cfg, np.random.default_rng(7))[0] for _ in range(3)]
+    assert len(set(again)) == 1
+    first = PolicyConfig(selection="greedy", tie_break="first")
+    assert {select([1.0, 1.0], first, np.random.default_rng(s))[0] for s in range(10)} == {0}

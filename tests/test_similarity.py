@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jitrl.method.config import RetrievalConfig
-from jitrl.method.similarity import jaccard, ngrams, similarity
+from jitrl.method.similarity import action_similarity, jaccard, ngrams, similarity
 from jitrl.method.types import Experience, State
 from jitrl.retrieval.index import MemoryIndex
 
@@ -94,3 +94,51 @@ def test_config_validation():
         RetrievalConfig(threshold=0.0)
     with pytest.raises(ValueError):
         RetrievalConfig(similarity="cosine")  # type: ignore[arg-type]
+
+
+# --- what "similar" means by default (issue 12): texts, with keys that add but never gate ---
+
+
+def test_text_similarity_retrieves_near_duplicates_without_keys() -> None:
+
+    cfg = RetrievalConfig()  # defaults: text similarity, threshold 0.3
+    kitchen_a = State("room: the kitchen, a stove, a fridge, a coin | inventory: nothing")
+    kitchen_b = State("room: the kitchen, a stove, a fridge | inventory: a key")
+    garden = State("room: a garden with roses and a bench | inventory: a key")
+    assert similarity(kitchen_a, kitchen_b, cfg) >= cfg.threshold
+    assert similarity(kitchen_a, garden, cfg) < cfg.threshold
+    index = MemoryIndex(cfg, [Experience(kitchen_b, "open fridge", 1.0, "e1", 0)])
+    assert [nb.experience.action for nb in index.neighbours(kitchen_a)] == ["open fridge"]
+
+
+def test_an_exact_key_adds_to_similarity_and_never_gates_it() -> None:
+
+    cfg = RetrievalConfig(key_weight=0.5)
+    a, b = State("the same words here", "k1"), State("the same words there", "k2")
+    same_key = State("the same words there", "k1")
+    jac = similarity(State(a.text), State(b.text), cfg)
+    assert similarity(a, b, cfg) == pytest.approx(jac)  # different keys: the text decides
+    assert similarity(a, same_key, cfg) == pytest.approx(jac + 0.5 * (1 - jac))
+    assert similarity(State(a.text), b, cfg) == pytest.approx(jac)  # one key missing
+    legacy = RetrievalConfig(similarity="mix", key_weight=0.5)
+    assert similarity(State(a.text), State(a.text), legacy) == 0.5  # why mix was a gate
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=0, max_size=40), st.text(min_size=0, max_size=40))
+def test_action_similarity_is_symmetric_bounded_and_one_for_equals(a: str, b: str) -> None:
+
+    for kind in ("exact", "words"):
+        ab = action_similarity(a, b, kind, 0.3)
+        assert ab == action_similarity(b, a, kind, 0.3)
+        assert 0.0 <= ab <= 1.0
+        assert action_similarity(a, a, kind, 0.3) == 1.0
+        assert ab == 0.0 or ab >= 0.3 or a == b
+
+
+def test_actions_worded_for_another_instance_correspond() -> None:
+
+    assert action_similarity("take 25g of brick", "take 37mg of wood", "words", 0.3) > 0.3
+    assert action_similarity("take 25g of brick", "take 37mg of wood", "exact", 0.3) == 0.0
+    assert action_similarity("click button 'Submit'", "click button 'Submit'", "words", 0.3) == 1
+    assert action_similarity("eat the lamp", "go north", "words", 0.3) == 0.0

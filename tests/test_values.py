@@ -64,3 +64,32 @@ def test_unseen_floor_keeps_untried_actions_above_a_deadly_one():
     assert floored.q[1] == pytest.approx(1.0) and floored.q[1] - floored.q[0] == pytest.approx(11.0)
     good = [nb("dig", 6.0)] * 3
     assert estimate(good, ["dig", "x"], ValueConfig(alpha=4.0)).q[1] == pytest.approx(7.0)
+
+
+def test_a_candidate_worded_for_another_instance_inherits_the_value() -> None:
+    words = ValueConfig(alpha=0.0, action_similarity="words", action_threshold=0.3)
+    ns = [nb("take 37mg of wood", 2.0), nb("drop the wood", -1.0)]
+    est = estimate(ns, ["take 25g of brick", "sing"], words)
+    assert est.counts == (1, 0)  # "take ... of ..." matches, "sing" matches nothing
+    assert est.q[0] == pytest.approx(2.0)  # the only matching neighbour's return
+    exact = estimate(ns, ["take 25g of brick", "sing"], ValueConfig(alpha=0.0))
+    assert exact.counts[0] == 1  # the default is words
+    assert estimate(ns, ["take 25g of brick"], ValueConfig(action_similarity="exact")).counts == (
+        0,
+    )
+
+
+def test_exact_matches_weigh_more_than_similar_ones() -> None:
+    cfg = ValueConfig(alpha=0.0, action_similarity="words", action_threshold=0.3)
+    ns = [nb("open door to north", 4.0), nb("open door to south", -4.0)]
+    est = estimate(ns, ["open door to north"], cfg)
+    similar = 0.6  # Jaccard of {open, door, to, north} and {open, door, to, south}
+    assert est.q[0] == pytest.approx((4.0 - 4.0 * similar) / (1.0 + similar))
+
+
+def test_actions_that_looped_here_lose_value_per_loop() -> None:
+    cfg = ValueConfig(alpha=0.0, loop_penalty=1.5)
+    ns = [nb("wait", 0.0), nb("walk", 0.0)]
+    est = estimate(ns, ["wait", "walk"], cfg, looped={"wait": 2})
+    assert est.q == pytest.approx((-3.0, 0.0))
+    assert estimate(ns, ["wait"], ValueConfig(alpha=0.0, loop_penalty=0.0), {"wait": 2}).q == (0.0,)

@@ -5,8 +5,8 @@ elements, a tool API many calls; scoring each with the model costs a decode per 
 pruning step runs before the model and keeps at most ``prune_to`` candidates:
 
 1. every candidate memory proposed (an action of a similar state that paid off);
-2. every candidate memory has evidence for (a neighbour took it, or a similar action), best
-   ``Q`` first;
+2. candidates memory has evidence for (a neighbour took it, or a similar action), best ``Q``
+   first, up to ``memory_share`` of the slots;
 3. then the candidates whose words overlap most with the state's text (the task, the room, the
    observation), each word weighted by its rarity among the candidates, so that words every
    candidate shares ("open", "door") count little and the objects the task names count a lot.
@@ -25,11 +25,39 @@ from jitrl.method.config import PruneConfig
 from jitrl.method.similarity import action_words
 from jitrl.method.types import Estimates
 
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "as",
+        "at",
+        "by",
+        "for",
+        "from",
+        "in",
+        "into",
+        "is",
+        "it",
+        "of",
+        "on",
+        "onto",
+        "or",
+        "the",
+        "then",
+        "this",
+        "to",
+        "with",
+    ]
+)
+"""Function words, which say nothing about what an action is about."""
+
 
 def relevance(state_text: str, candidates: Sequence[str]) -> list[float]:
     """How much each candidate's words overlap the state's text, rarer words counting more
-    (inverse frequency among the candidates), normalised by the candidate's length."""
-    context = action_words(state_text)
+    (inverse frequency among the candidates), normalised by the candidate's length; function
+    words do not count."""
+    context = action_words(state_text) - STOPWORDS
     words = [action_words(c) for c in candidates]
     frequency: Counter[str] = Counter(w for ws in words for w in ws)
     total = len(candidates)
@@ -67,7 +95,7 @@ def prune(
     if estimates is not None:
         seen = [i for i, n in enumerate(estimates.counts) if n > 0 and i not in keep]
         seen.sort(key=lambda i: -estimates.q[i])
-        keep += seen[: max(0, int(limit * config.memory_share) - len(keep))]
+        keep += seen[: int(limit * config.memory_share)]
     scores = relevance(state_text, candidates)
     chosen = set(keep)
     rest = sorted((i for i in range(len(candidates)) if i not in chosen), key=lambda i: -scores[i])

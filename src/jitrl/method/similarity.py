@@ -77,5 +77,11 @@ def action_similarity(a: str, b: str, kind: ActionSimilarity, threshold: float) 
         return 1.0
     if kind == "exact":
         return 0.0
-    value = jaccard(action_words(a), action_words(b))
+    value = _word_jaccard(a, b) if a < b else _word_jaccard(b, a)
     return value if value >= threshold else 0.0
+
+
+@lru_cache(maxsize=NGRAM_CACHE_SIZE)
+def _word_jaccard(a: str, b: str) -> float:
+    """Jaccard of two actions' word sets (memoised: the same pairs recur every decision)."""
+    return jaccard(action_words(a), action_words(b))
