@@ -26,7 +26,7 @@ from jitrl.method.similarity import action_words
 from jitrl.method.types import Estimates
 
 STOPWORDS = frozenset(
-    [
+    {
         "a",
         "an",
         "and",
@@ -48,7 +48,7 @@ STOPWORDS = frozenset(
         "this",
         "to",
         "with",
-    ]
+    }
 )
 """Function words, which say nothing about what an action is about."""
 
