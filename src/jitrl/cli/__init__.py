@@ -15,6 +15,7 @@ import click
 import typer
 
 import jitrl.cli.compare
+import jitrl.cli.continual
 import jitrl.cli.memory
 import jitrl.cli.run
 import jitrl.cli.serve  # noqa: F401  (importing a command module registers its commands)
