@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from jitrl.fileio import atomic_write_text
+
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "BENCHMARKS.md"
 
@@ -24,4 +26,4 @@ def replace_block(name: str, body: str, heading: str, path: Path = BENCHMARKS) -
         text = pattern.sub(lambda _: block, text)
     else:
         text = text.rstrip() + f"\n\n{heading}\n\n{block}\n"
-    path.write_text(text, encoding="utf-8")
+    atomic_write_text(path, text)

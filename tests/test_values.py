@@ -79,12 +79,17 @@ def test_a_candidate_worded_for_another_instance_inherits_the_value() -> None:
     )
 
 
-def test_exact_matches_weigh_more_than_similar_ones() -> None:
-    cfg = ValueConfig(alpha=0.0, action_similarity="words", action_threshold=0.3)
-    ns = [nb("open door to north", 4.0), nb("open door to south", -4.0)]
-    est = estimate(ns, ["open door to north"], cfg)
-    similar = 0.6  # Jaccard of {open, door, to, north} and {open, door, to, south}
-    assert est.q[0] == pytest.approx((4.0 - 4.0 * similar) / (1.0 + similar))
+def test_own_evidence_comes_first_and_similar_actions_back_it_off() -> None:
+    cfg = ValueConfig(alpha=0.0, action_similarity="words", action_prior=1.0)
+    north, south = nb("open door to north", 4.0), nb("open door to south", -4.0)
+    # one neighbour of its own (weight 1) against the similar actions' prior weight 1
+    assert estimate([north, south], ["open door to north"], cfg).q[0] == pytest.approx(0.0)
+    own = [north, nb("open door to north", 4.0, 1.0), nb("open door to north", 4.0, 1.0)]
+    assert estimate([*own, south], ["open door to north"], cfg).q[0] == pytest.approx(2.0)
+    # no evidence of its own: the similar actions decide, whatever their similarity
+    assert estimate([south], ["open door to north"], cfg).q[0] == pytest.approx(-4.0)
+    no_prior = ValueConfig(alpha=0.0, action_similarity="words", action_prior=0.0)
+    assert estimate([north, south], ["open door to north"], no_prior).q[0] == pytest.approx(4.0)
 
 
 def test_actions_that_looped_here_lose_value_per_loop() -> None:

@@ -58,8 +58,15 @@ WEB_OBSERVATION_CHARS = 2000
 """Web observations (goal plus accessibility tree) need more room than a game's text."""
 
 
+GOAL_KINDS = ("twx", "scienceworld")
+"""Environment kinds whose goal changes from instance to instance: prompts show it."""
+
+
 def prompt_config_for(env_spec: str) -> PromptConfig:
-    """The prompt settings that suit an environment: web tasks get their own instructions."""
+    """The prompt settings that suit an environment: web tasks get their own instructions, and
+    environments whose instances have their own goal show it."""
+    if env_spec.strip().partition(":")[0] in GOAL_KINDS:
+        return PromptConfig(show_goal=True)
     if is_web_spec(env_spec):
         return PromptConfig(
             system=WEB_SYSTEM,

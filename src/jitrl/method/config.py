@@ -152,6 +152,10 @@ class ValueConfig:
     neighbour's return by state similarity times action similarity."""
     action_threshold: float = 0.3
     """Lowest word Jaccard at which another action counts for a candidate (``words``)."""
+    action_prior: float = 1.0
+    """Weight, in neighbours of similarity 1, of what similar actions say about a candidate
+    once the candidate has evidence of its own: ``Q = (W Q_own + action_prior Q_similar) / (W +
+    action_prior)``. Similar actions decide alone only for a candidate no neighbour took."""
     loop_penalty: float = 1.0
     """Lowers ``Q(s, a)`` by this much for every time ``a`` led back to an already visited state
     from this state in the current episode. Returns cut by the episode's end value a loop too
@@ -169,6 +173,7 @@ class ValueConfig:
         )
         _check(0.0 < self.action_threshold <= 1.0, "action_threshold must be in (0, 1]")
         _check(self.loop_penalty >= 0.0, "loop_penalty must be >= 0")
+        _check(self.action_prior >= 0.0, "action_prior must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,12 @@ pruning step runs before the model and keeps at most ``prune_to`` candidates:
 1. every candidate memory proposed (an action of a similar state that paid off);
 2. candidates memory has evidence for (a neighbour took it, or a similar action), best ``Q``
    first, up to ``memory_share`` of the slots;
-3. then the candidates whose words overlap most with the state's text (the task, the room, the
-   observation), each word weighted by its rarity among the candidates, so that words every
-   candidate shares ("open", "door") count little and the objects the task names count a lot.
+3. then a breadth-first pick over the kinds of action (their first word: ``go``, ``open``,
+   ``focus``, ...): the best candidate of every kind, then the second best of every kind, and so
+   on, kinds in the order of their best candidate. Within a kind, candidates rank by how much of
+   their words the state's text names (the task, the room, the observation), each word weighted
+   by its rarity among the candidates, per word of the candidate, so that short actions about
+   what the state mentions come first and long combinations of objects last.
 
 It is recall-oriented (``benchmarks/pruning.py`` measures how often the gold action survives),
 cheap (word sets, no model), and keeps the candidates' original order.
@@ -67,8 +70,23 @@ def relevance(state_text: str, candidates: Sequence[str]) -> list[float]:
             scores.append(0.0)
             continue
         weight = sum(math.log(1.0 + total / frequency[w]) for w in ws & context)
-        scores.append(weight / math.sqrt(len(ws)))
+        scores.append(weight / len(ws))
     return scores
+
+
+def breadth_first(candidates: Sequence[str], scores: Sequence[float], pool: list[int]) -> list[int]:
+    """``pool`` ordered kind by kind: the best of every kind (first word), then the second best
+    of every kind, ... (kinds ordered by their best candidate's score; within a kind, equal
+    scores go to the shorter action first)."""
+    kinds: dict[str, list[int]] = {}
+    for i in sorted(pool, key=lambda i: (-scores[i], len(candidates[i].split()), i)):
+        words = candidates[i].split()
+        kinds.setdefault(words[0].lower() if words else "", []).append(i)
+    ordered = sorted(kinds.values(), key=lambda group: -scores[group[0]])
+    out = []
+    for rank in range(max((len(g) for g in ordered), default=0)):
+        out += [group[rank] for group in ordered if rank < len(group)]
+    return out
 
 
 def prune(
@@ -98,6 +116,6 @@ def prune(
         keep += seen[: int(limit * config.memory_share)]
     scores = relevance(state_text, candidates)
     chosen = set(keep)
-    rest = sorted((i for i in range(len(candidates)) if i not in chosen), key=lambda i: -scores[i])
+    rest = breadth_first(candidates, scores, [i for i in range(len(candidates)) if i not in chosen])
     keep += rest[: max(0, limit - len(keep))]
     return sorted(keep)

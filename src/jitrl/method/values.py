@@ -19,9 +19,9 @@ def estimate(
     """Similarity-weighted Q, V and A for each candidate.
 
     - ``V(s)``: similarity-weighted mean return of all neighbours (0 with no neighbours).
-    - ``Q(s, a)``: mean return of the neighbours, each weighted by its state similarity times
-      the similarity of its action to ``a`` (:func:`~jitrl.method.similarity.action_similarity`;
-      with ``exact`` actions, the neighbours that took ``a``), plus
+    - ``Q(s, a)``: similarity-weighted mean return of the neighbours that took ``a``, backed
+      off to those that took a similar action (:func:`~jitrl.method.similarity.action_similarity`,
+      weighted by state times action similarity; see :func:`_backoff`), plus
       ``seen_bonus * sqrt(ln|N| / n(s, a))``; for an action no neighbour's action matches,
       ``max(V(s), unseen_floor) + alpha / (1 + |N|)``, an optimism that shrinks as evidence
       grows (``unseen_floor=None`` gives the plain ``V + alpha / (1 + |N|)``).
@@ -47,31 +47,56 @@ def estimate(
     q: list[float] = []
     counts: list[int] = []
     for action in candidates:
-        weight = total = 0.0
-        count = 0
-        for taken, group in by_action.items():
-            match = action_similarity(
-                action, taken, config.action_similarity, config.action_threshold
-            )
-            if match == 0.0:
-                continue
-            for nb in group:
-                weight += nb.similarity * match
-                total += nb.similarity * match * nb.experience.ret
-            count += len(group)
+        exact = by_action.get(action, [])
+        similar = _similar(action, by_action, config)
+        count = len(exact) + sum(len(group) for group, _ in similar)
         counts.append(count)
         tabu = config.loop_penalty * loops.get(action, 0)
         if count == 0:
             q.append(unseen_q - tabu)
             continue
         bonus = config.seen_bonus * math.sqrt(math.log(size) / count) if size > 1 else 0.0
-        q.append(total / weight + bonus - tabu)
+        q.append(_backoff(exact, similar, config.action_prior) + bonus - tabu)
     adv = [qa - v for qa in q]
     if config.scale == "max_abs":
         peak = max((abs(a) for a in adv), default=0.0)
         if peak > 0.0:
             adv = [a / peak for a in adv]
     return Estimates(q=tuple(q), counts=tuple(counts), v=v, advantages=tuple(adv))
+
+
+def _similar(
+    action: str, by_action: Mapping[str, list[Neighbour]], config: ValueConfig
+) -> list[tuple[list[Neighbour], float]]:
+    """The neighbours that took another action similar to ``action``, with that similarity."""
+    out = []
+    for taken, group in by_action.items():
+        if taken == action:
+            continue
+        match = action_similarity(action, taken, config.action_similarity, config.action_threshold)
+        if match > 0.0:
+            out.append((group, match))
+    return out
+
+
+def _backoff(
+    exact: Sequence[Neighbour], similar: Sequence[tuple[list[Neighbour], float]], prior: float
+) -> float:
+    """``Q`` from the neighbours that took the action itself, backed off to those that took
+    similar actions: ``(W_e Q_e + prior Q_s) / (W_e + prior)``. With no evidence of its own the
+    similar actions decide; as its own evidence grows (``W_e``, similarity-weighted) they fade."""
+    w_exact = sum(nb.similarity for nb in exact)
+    s_exact = sum(nb.similarity * nb.experience.ret for nb in exact)
+    w_similar = sum(nb.similarity * match for group, match in similar for nb in group)
+    if w_similar == 0.0:
+        return s_exact / w_exact
+    s_similar = sum(
+        nb.similarity * match * nb.experience.ret for group, match in similar for nb in group
+    )
+    q_similar = s_similar / w_similar
+    if w_exact == 0.0:
+        return q_similar
+    return (s_exact + prior * q_similar) / (w_exact + prior)
 
 
 def proposals(
