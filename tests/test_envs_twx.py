@@ -36,7 +36,7 @@ def test_every_seed_draws_an_instance_of_its_fold(coin: TextEnv) -> None:
 
 
 def test_states_are_text_with_the_task_and_no_key(coin: TextEnv) -> None:
-    obs, info = coin.reset(seed=2)
+    _, info = coin.reset(seed=2)
     assert isinstance(info, StepInfo) and info.state.key is None
     assert info.state.text.startswith("task: your task is to search the environment")
     assert "| room: you are in the" in info.state.text and info.location
