@@ -223,7 +223,8 @@ def build(root: type, values: Mapping[str, Any], sources: Mapping[str, str] | No
     try:
         return _assemble(root, root(), (), nested)
     except (ValueError, TypeError) as err:
-        where = sorted({(sources or {}).get(n, n) for n in values})
+        named = [n for n in values if re.search(rf"\b{re.escape(by_name[n].path[-1])}\b", str(err))]
+        where = sorted({(sources or {}).get(n, n) for n in named or values})
         hint = f" (set by {', '.join(where)})" if where else ""
         raise SettingsError(f"{err}{hint}") from None
 

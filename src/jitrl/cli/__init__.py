@@ -11,8 +11,8 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-import click
 import typer
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 import jitrl.cli.compare
 import jitrl.cli.continual
@@ -34,12 +34,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args, prog_name="jitrl", standalone_mode=False)
-    except click.exceptions.Exit as done:
+    except typer.Exit as done:
         return int(done.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         print_error("interrupted")
         return INTERRUPTED_EXIT
-    except click.UsageError as err:
+    except NoArgsIsHelpError as shown:  # the help was printed
+        return int(getattr(shown, "exit_code", 0) or 0)
+    except UsageError as err:
         command_path = err.ctx.command_path if err.ctx is not None else "jitrl"
         print_error(f"{err.format_message()} (see '{command_path} --help')")
         return USAGE_EXIT

@@ -60,8 +60,8 @@ def fail(message: str, code: int = USAGE_EXIT) -> CliError:
 
 
 def print_error(message: str) -> None:
-    """``error: message`` on standard error, brackets and all (no rich markup in it)."""
-    err_console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    """``error: message`` on standard error, on one line, brackets and all (no rich markup)."""
+    err_console.print(f"[red]error:[/red] {escape(' '.join(message.split()))}", soft_wrap=True)
 
 
 def setup_logging(level: str) -> None:

@@ -220,8 +220,10 @@ def check_game_file(path: Path, jericho: Any) -> str:
     Frotz calls ``exit()`` on an invalid story file, so we compare the file's MD5 with Jericho's
     table of supported games *before* the emulator opens it.
     """
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a game file (give the path of a .z5 file)")
     if not path.is_file():
-        raise FileNotFoundError(f"Jericho game file not found: {path}")
+        raise FileNotFoundError(f"Jericho game file not found: {path} (check the path)")
     digest = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
     bindings = jericho.defines.BINDINGS_DICT.get(digest)
     if not bindings:

@@ -34,17 +34,27 @@ class ReturnConfig:
     """Discount factor in ``G_t = sum_u gamma^(u-t) r_u``. The public implementation uses 0.5;
     with it credit fades within a few steps and the path to a reward is not reproduced
     (zork1/detective sweep in ``BENCHMARKS.md``), so the default is 0.9."""
-    terminal_penalty: float = 10.0
-    """Subtracted from the last step's reward when the episode ends in failure (death, loss)."""
-    revisit_penalty: float = 1.0
+    terminal_penalty: float = 1.0
+    """Subtracted from the last step's reward when the episode ends in failure (death, loss),
+    in reward units (``reward_unit``)."""
+    revisit_penalty: float = 0.1
     """Subtracted from a step's reward when it leads back to a state already visited in the
-    same episode (same exact key, or same text when there is no key). Without it a loop earns
-    the same return (0) as real progress and memory cannot tell them apart; 0 disables it."""
+    same episode (same exact key, or same text when there is no key), in reward units. Without
+    it a loop earns the same return (0) as real progress and memory cannot tell them apart; 0
+    disables it."""
+    reward_unit: float | None = None
+    """What one reward unit is, so that the penalties mean the same on every environment:
+    ``None`` measures it per task as the mean size of the non-zero rewards seen so far (1 until
+    the first one), so a penalty of 1 costs as much as a typical reward whether rewards are
+    points of a score (Jericho: 5 to 10) or shares of a task (TextWorldExpress: 0.1 to 1); a
+    number fixes it (1: penalties in the environment's own reward units)."""
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}")
         _check(self.terminal_penalty >= 0.0, "terminal_penalty must be >= 0")
         _check(self.revisit_penalty >= 0.0, "revisit_penalty must be >= 0")
+        unit = self.reward_unit
+        _check(unit is None or (unit > 0 and math.isfinite(unit)), "reward_unit must be > 0")
 
 
 @dataclass(frozen=True)
@@ -157,7 +167,8 @@ class ValueConfig:
     once the candidate has evidence of its own: ``Q = (W Q_own + action_prior Q_similar) / (W +
     action_prior)``. Similar actions decide alone only for a candidate no neighbour took."""
     loop_penalty: float = 1.0
-    """Lowers ``Q(s, a)`` by this much for every time ``a`` led back to an already visited state
+    """Lowers ``Q(s, a)`` by this many reward units (``ReturnConfig.reward_unit``) for every time
+    ``a`` led back to an already visited state
     from this state in the current episode. Returns cut by the episode's end value a loop too
     kindly (its last steps see little of the penalty that follows), so an agent could wait in
     one place for ever while the only way on once led to a loss; counting the loops makes it

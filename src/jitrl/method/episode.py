@@ -86,9 +86,9 @@ class Episode:
             return [], {}
         states = [d.state.identity for d in self.decisions] + [current.identity]
         flags = revisits(states)[: len(self.decisions)]
-        shaped = step_rewards(
-            self.rewards, failed=False, config=self.jit.config.returns, revisited=flags
-        )
+        unit = self.jit.reward_units.unit(self.task_id)
+        cfg = self.jit.config.returns
+        shaped = step_rewards(self.rewards, failed=False, config=cfg, revisited=flags, unit=unit)
         rets = discounted_returns(shaped, self.jit.config.returns.gamma)
         looped = Counter(
             d.action
@@ -121,7 +121,9 @@ class Episode:
         rewards = self._reflect(rewards, failed)
         cfg = self.jit.config.returns
         states = [d.state.identity for d in self.decisions]
-        shaped, rets = episode_returns(rewards, failed=failed, config=cfg, states=states)
+        unit = self.jit.reward_units.unit(self.task_id)
+        shaped, rets = episode_returns(rewards, failed=failed, config=cfg, states=states, unit=unit)
+        self.jit.reward_units.observe(self.task_id, self.rewards)
         if not all(math.isfinite(g) for g in rets):
             raise ValueError("the episode's returns are not finite (rewards too large)")
         now = time.time()

@@ -33,6 +33,7 @@ from jitrl.method.config import JitRLConfig
 from jitrl.method.episode import Episode, as_state
 from jitrl.method.policy import corrected_logits, select
 from jitrl.method.pruning import prune
+from jitrl.method.returns import RewardUnits
 from jitrl.method.types import Decision, Estimates, Experience, Neighbour, State
 from jitrl.method.values import estimate, exploration, proposals
 from jitrl.retrieval.index import MemoryIndex
@@ -135,6 +136,8 @@ class JitRL:
         self.rng = np.random.default_rng(seed)
         self.calibration = PriorCalibration(self.config.policy)
         """The model's weight per task, fitted from memory's evidence."""
+        self.reward_units = RewardUnits(self.config.returns)
+        """The size of a typical reward per task, the unit of the penalties."""
         if self.store is not None:
             log.info("memory: %d experiences loaded", len(self.index))
 
@@ -209,7 +212,8 @@ class JitRL:
         st = as_state(state, key)
         cands = _clean_candidates(candidates)
         t0 = time.perf_counter()
-        loops = dict(looped or {})
+        unit = self.reward_units.unit(task_id or "")
+        loops = {action: count * unit for action, count in (looped or {}).items()}
         view = self._memory_view(st, cands, logits, valid, working, task_id, loops)
         t_mem = time.perf_counter() - t0
         built = prompt(view.neighbours) if callable(prompt) else prompt
@@ -249,7 +253,7 @@ class JitRL:
         valid: Validator | None,
         working: Sequence[Experience],
         task_id: str | None,
-        looped: Mapping[str, int],
+        looped: Mapping[str, float],
     ) -> _View:
         """Neighbours, proposals, estimates, and the candidates left after pruning."""
         neighbours = self._neighbours(state, working, task_id) if self.uses_memory else []
@@ -266,7 +270,7 @@ class JitRL:
         proposed = [a for a in extra if a in set(everything)]
         return _View(neighbours, everything, proposed, est, given)
 
-    def _advantages(self, view: _View, looped: Mapping[str, int]) -> tuple[float, ...]:
+    def _advantages(self, view: _View, looped: Mapping[str, float]) -> tuple[float, ...]:
         """What memory adds to the logits (``PolicyConfig.correction``): the advantages, only
         the exploration bonus and the loop penalty (the ``icl`` agent), or nothing."""
         est = view.estimates

@@ -14,7 +14,7 @@ def estimate(
     neighbours: Sequence[Neighbour],
     candidates: Sequence[str],
     config: ValueConfig,
-    looped: Mapping[str, int] | None = None,
+    looped: Mapping[str, float] | None = None,
 ) -> Estimates:
     """Similarity-weighted Q, V and A for each candidate.
 
@@ -26,8 +26,8 @@ def estimate(
       ``max(V(s), unseen_floor) + alpha / (1 + |N|)``, an optimism that shrinks as evidence
       grows (``unseen_floor=None`` gives the plain ``V + alpha / (1 + |N|)``).
     - ``n(s, a)``: the number of neighbours whose action matches ``a``.
-    - ``Q(s, a)`` is lowered by ``loop_penalty`` per time ``a`` looped from this state in the
-      current episode (``looped``).
+    - ``Q(s, a)`` is lowered by ``loop_penalty * looped[a]``: ``looped`` counts the times ``a``
+      looped from this state in the current episode, in reward units.
     - ``A = Q - V``, divided by ``max |A|`` when ``config.scale == "max_abs"``.
 
     With no neighbours every advantage is 0, so the policy is the LLM's own.
@@ -56,7 +56,7 @@ def estimate(
             q.append(unseen_q - tabu)
             continue
         bonus = config.seen_bonus * math.sqrt(math.log(size) / count) if size > 1 else 0.0
-        q.append(_backoff(exact, similar, config.action_prior) + bonus - tabu)
+        q.append(_backoff(exact, similar, config.action_prior, unseen_q) + bonus - tabu)
     adv = [qa - v for qa in q]
     if config.scale == "max_abs":
         peak = max((abs(a) for a in adv), default=0.0)
@@ -80,11 +80,22 @@ def _similar(
 
 
 def _backoff(
-    exact: Sequence[Neighbour], similar: Sequence[tuple[list[Neighbour], float]], prior: float
+    exact: Sequence[Neighbour],
+    similar: Sequence[tuple[list[Neighbour], float]],
+    prior: float,
+    unseen: float,
 ) -> float:
-    """``Q`` from the neighbours that took the action itself, backed off to those that took
-    similar actions: ``(W_e Q_e + prior Q_s) / (W_e + prior)``. With no evidence of its own the
-    similar actions decide; as its own evidence grows (``W_e``, similarity-weighted) they fade."""
+    """``Q`` in three levels, each backed off to the next with weight ``prior``: the neighbours
+    that took the action itself, those that took a similar action, and the optimistic value of
+    an untried action::
+
+        Q_s = (W_s Q_similar + prior unseen) / (W_s + prior)
+        Q   = (W_e Q_own + prior Q_s) / (W_e + prior)
+
+    ``W`` are similarity-weighted counts (state similarity, times action similarity for similar
+    actions). An action no neighbour took keeps part of its optimism however much similar
+    actions were tried; as its own evidence grows, what the others say fades.
+    """
     w_exact = sum(nb.similarity for nb in exact)
     s_exact = sum(nb.similarity * nb.experience.ret for nb in exact)
     w_similar = sum(nb.similarity * match for group, match in similar for nb in group)
@@ -93,9 +104,7 @@ def _backoff(
     s_similar = sum(
         nb.similarity * match * nb.experience.ret for group, match in similar for nb in group
     )
-    q_similar = s_similar / w_similar
-    if w_exact == 0.0:
-        return q_similar
+    q_similar = (s_similar + prior * unseen) / (w_similar + prior)
     return (s_exact + prior * q_similar) / (w_exact + prior)
 
 
@@ -121,7 +130,7 @@ def proposals(
 def exploration(
     estimates: Estimates,
     candidates: Sequence[str],
-    looped: Mapping[str, int],
+    looped: Mapping[str, float],
     config: ValueConfig,
 ) -> tuple[float, ...]:
     """Only the exploration part of the advantages: the optimism of actions no neighbour took

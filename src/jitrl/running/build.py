@@ -74,15 +74,10 @@ def open_player(
     """
     described = agent_spec(spec.agent)
     stack = ExitStack()
+    if store is not None:  # given to us: closed with the player, or on failure
+        stack.callback(store.close)
     try:
-        if described.keeps_memory:
-            store = store if store is not None else open_store(spec.memory)
-            stack.callback(store.close)
-            if reconcile is not None:
-                reconcile(store)
-        elif store is not None:
-            store.close()
-            store = None
+        # the environment and the model first: a bad spec fails before a store is created
         env = make_env(
             spec.env, max_steps=spec.max_steps, seed=spec.seed, privileged_key=spec.privileged_key
         )
@@ -90,6 +85,14 @@ def open_player(
         model = agent_model(spec.agent, spec.model, threads)
         if model is not None:
             stack.callback(model.close)
+        if described.keeps_memory:
+            if store is None:
+                store = open_store(spec.memory)
+                stack.callback(store.close)
+            if reconcile is not None:
+                reconcile(store)
+        else:
+            store = None
         abstractor = None
         if spec.abstract_states and model is not None:
             cache = out / ABSTRACTION_CACHE if out is not None else None
