@@ -20,13 +20,13 @@ import shutil
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from bench_compare import prepare
 from bench_md import replace_block
 from jitrl.analysis.report import render_report
-from jitrl.running.compare import CompareConfig, expand_envs, make_jobs, run_jobs, write_settings
+from jitrl.running.compare import run_jobs
 from jitrl.running.executors import BACKENDS
 
 log = logging.getLogger("backends")
@@ -45,27 +45,28 @@ def decisions(folder: Path) -> dict[str, list[tuple[int, int, str]]]:
     return out
 
 
-def play(config: CompareConfig, out: Path) -> float:
+def play(settings: dict[str, Any], backend: str, out: Path) -> float:
     """Run the comparison from scratch into ``out``; returns wall seconds."""
     shutil.rmtree(out, ignore_errors=True)
-    write_settings(config, out)
+    workers = int(settings["workers"])
+    flags = {k: v for k, v in settings.items() if k != "workers"}
+    _, execution, jobs = prepare(flags, out, workers, backend)
     t0 = time.perf_counter()
-    errors = run_jobs(make_jobs(config, out), config.execution)
+    errors = run_jobs(jobs, execution)
     seconds = time.perf_counter() - t0
     if errors:
-        raise RuntimeError(f"{config.backend}: {errors}")
+        raise RuntimeError(f"{backend}: {errors}")
     render_report(out)
     return seconds
 
 
-def measure(base: CompareConfig, out: Path, repeats: int) -> dict[str, Any]:
+def measure(base: dict[str, Any], out: Path, repeats: int) -> dict[str, Any]:
     """Both backends ``repeats`` times; wall seconds and whether the play was identical."""
     seconds: dict[str, list[float]] = {b: [] for b in BACKENDS}
     played: dict[str, dict[str, list[tuple[int, int, str]]]] = {}
     for i in range(repeats):
         for backend in BACKENDS if i % 2 == 0 else BACKENDS[::-1]:
-            config = replace(base, backend=backend)
-            secs = play(config, out / backend)
+            secs = play(base, backend, out / backend)
             seconds[backend].append(secs)
             played[backend] = decisions(out / backend)
             log.info("%s run %d: %.1f s", backend, i + 1, secs)
@@ -134,16 +135,16 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "backends")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    base = CompareConfig(
-        envs=expand_envs(args.env),
-        agents=tuple(args.agents.split(",")),
-        seeds=tuple(range(1, args.seeds + 1)),
-        episodes=args.episodes,
-        max_steps=args.max_steps,
-        model=args.model,
-        workers=args.workers,
-        threads=args.threads,
-    )
+    base = {
+        "env": args.env,
+        "agents": args.agents,
+        "seeds": args.seeds,
+        "episodes": args.episodes,
+        "max_steps": args.max_steps,
+        "model": args.model,
+        "workers": args.workers,
+        "threads": args.threads,
+    }
     out = args.out.resolve()
     result = measure(base, out, args.repeats)
     (out / "backends.json").write_text(json.dumps(result, indent=2), encoding="utf-8")

@@ -33,13 +33,14 @@ from typing import Any, NoReturn
 import numpy as np
 
 from bench_md import replace_block
-from jitrl.agents import make_agent
+from jitrl.agents import AgentContext, make_agent
 from jitrl.envs.factory import make_env
 from jitrl.llm import LanguageModel, Prompt, ScoreResult, load_model
 from jitrl.llm.cache import CachedModel
 from jitrl.llm.llamacpp import LlamaCppConfig, LlamaCppModel, embedded_model_path
 from jitrl.llm.local_server import SERVED_NAME, local_server
 from jitrl.llm.openai import ApiClient, ExactScorer, OpenAIConfig
+from jitrl.memory import open_store
 from jitrl.method.config import JitRLConfig, PolicyConfig
 from jitrl.running.loop import run_episode
 from logit_modes_lib import fidelity
@@ -105,7 +106,7 @@ def collect(env_spec: str, reference: LanguageModel, count: int, seed: int) -> l
     """``count`` distinct decisions from static episodes of the reference (sampled actions)."""
     recorder = Recorder(reference)
     config = JitRLConfig(policy=PolicyConfig(selection="sample"))
-    agent = make_agent("static", recorder, None, config, seed=seed)
+    agent = make_agent("static", AgentContext(model=recorder, store=None, config=config, seed=seed))
     env = make_env(env_spec, max_steps=count, seed=seed)
     try:
         for episode in range(count):
@@ -194,7 +195,10 @@ def play(
     env_spec: str, model: LanguageModel, args: argparse.Namespace, store: Path
 ) -> list[dict[str, Any]]:
     """The jitrl agent for ``args.episodes`` episodes with ``model``'s scores (score-cached)."""
-    agent = make_agent("jitrl", CachedModel(model), store, seed=args.seed)
+    context = AgentContext(
+        model=CachedModel(model), store=open_store(store), config=JitRLConfig(), seed=args.seed
+    )
+    agent = make_agent("jitrl", context)
     env = make_env(env_spec, max_steps=args.max_steps, seed=args.seed)
     episodes = []
     try:

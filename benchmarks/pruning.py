@@ -39,7 +39,7 @@ def gold_steps(spec: str, instances: int, seed: int) -> list[tuple[str, list[str
     try:
         for instance in range(instances):
             _, info = env.reset(seed=seed * 1000 + instance)
-            for action in env.unwrapped.gold_path():  # type: ignore[attr-defined]
+            for action in env.unwrapped.gold_path():
                 if action in info.candidates:
                     out.append((info.state.text, list(info.candidates), action))
                 _, _, done, _, info = env.step(action)

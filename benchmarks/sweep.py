@@ -24,29 +24,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_compare import prepare
 from jitrl.analysis.stats import mean_ci
+from jitrl.envs.suites import expand_envs
 from jitrl.fileio import atomic_write_text, read_jsonl
-from jitrl.running.compare import (
-    check_compare,
-    compare_settings,
-    make_jobs,
-    run_jobs,
-    write_settings,
-)
+from jitrl.running.compare import run_jobs
 from jitrl.running.executors import ExecutionConfig
 from jitrl.running.spec import CompareSpec
-from jitrl.settings import resolve
 
 log = logging.getLogger("sweep")
 REPO = Path(__file__).resolve().parents[1]
-
-
-def variant_spec(base: dict[str, Any], overrides: dict[str, Any]) -> CompareSpec:
-    """The comparison of one variant: the base flags, then the variant's settings."""
-    built = resolve([CompareSpec], flags={**base, **overrides}, environ={})
-    spec = built[CompareSpec]
-    assert isinstance(spec, CompareSpec)
-    return spec
 
 
 def _scores(folder: Path, phase: str) -> list[float]:
@@ -139,13 +126,10 @@ def main() -> None:
     execution = ExecutionConfig(workers=args.workers)
     jobs, prepared = [], {}
     for number, raw in enumerate(args.variants):
-        overrides = json.loads(raw)
-        spec = variant_spec(base, overrides)
-        envs = check_compare(spec, execution)
         out = root / f"v{number}"
-        write_settings(compare_settings(spec, envs, execution), out)
-        jobs += make_jobs(spec, envs, out, threads=args.threads)
-        prepared[raw] = (spec, envs, out)
+        spec, _, variant_jobs = prepare({**base, **json.loads(raw)}, out, args.workers)
+        jobs += variant_jobs
+        prepared[raw] = (spec, expand_envs(spec.env, spec.game_seed), out)
     t0 = time.perf_counter()
     for err in run_jobs(jobs, execution):
         log.error("failed: %s", err)

@@ -21,20 +21,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench_compare import run as run_comparison
 from bench_md import replace_block
 from jitrl.analysis.report import render_report
+from jitrl.envs.suites import expand_envs
 from jitrl.memory import open_store
 from jitrl.memory.jsonl import add_episodes, group_episodes
-from jitrl.running.compare import CompareConfig, expand_envs, make_jobs, run_jobs, write_settings
 
 log = logging.getLogger("transfer")
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run(config: CompareConfig, out: Path) -> dict[str, Any]:
-    write_settings(config, out)
-    for err in run_jobs(make_jobs(config, out), config.execution):
-        log.error("failed: %s", err)
+def run(settings: dict[str, Any], out: Path, workers: int) -> dict[str, Any]:
+    run_comparison(settings, out, workers)
     return render_report(out)
 
 
@@ -98,29 +97,27 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
-    def config(
-        envs: dict[str, str], agents: tuple[str, ...], warm: str | None = None
-    ) -> CompareConfig:
-        return CompareConfig(
-            envs=envs,
-            agents=agents,
-            seeds=(1,),
-            episodes=args.episodes,
-            max_steps=args.max_steps,
-            workers=args.workers,
-            threads=args.threads,
-            warm_from=warm,
-        )
+    def config(seed: int, agents: str, warm: str | None = None) -> dict[str, Any]:
+        return {
+            "env": f"{args.suite}:{args.games}",
+            "game_seed": seed,
+            "agents": agents,
+            "seeds": 1,
+            "episodes": args.episodes,
+            "max_steps": args.max_steps,
+            "threads": args.threads,
+            "warm_from": warm,
+        }
 
     gather_envs = expand_envs(f"{args.suite}:{args.games}", args.gather_seed)
-    run(config(gather_envs, ("jitrl",)), args.out / "gather")
+    run(config(args.gather_seed, "jitrl"), args.out / "gather", args.workers)
     stores = sorted((args.out / "gather" / "runs").glob("*/jitrl/seed1/memory.sqlite"))
     merged = args.out / "gathered.sqlite"
     size = merge(stores, merged)
     agents = tuple(args.agents.split(","))
     test_envs = expand_envs(f"{args.suite}:{args.games}", args.test_seed)
-    cold = run(config(test_envs, agents), args.out / "cold")
-    warm = run(config(test_envs, agents, str(merged)), args.out / "warm")
+    cold = run(config(args.test_seed, args.agents), args.out / "cold", args.workers)
+    warm = run(config(args.test_seed, args.agents, str(merged)), args.out / "warm", args.workers)
     text, figures = table(cold, warm, list(agents))
     command = "python benchmarks/transfer.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     result = {"command": command, "gathered_experiences": size, "games": figures}
