@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jitrl.llm import Prompt, ScriptedModel, load_model
+from jitrl.llm import ScriptedModel, load_model
 from jitrl.llm.base import LanguageModel
 from jitrl.llm.structured import bare_list, parse_numbers, step_lines
 from jitrl.method.reflection import (
@@ -20,7 +20,6 @@ from jitrl.method.reflection import (
     blend,
     chunk_lines,
     reflect,
-    scores_schema,
     unit_score,
 )
 
@@ -211,34 +210,6 @@ def test_step_lines_are_cut() -> None:
     (line,) = [x for x in user.splitlines() if x.startswith("Step ")]
     assert line == "Step 1: " + "reward 0 | action: a | state: sssss"[:30]
     assert "Part" not in user and "outcome" not in user
-
-
-# --------------------------------------------------------------------------- json schema
-
-
-class SchemaModel(ScriptedModel):
-    """A backend with constrained decoding: records the schema it was given."""
-
-    def __init__(self, answer: str) -> None:
-        super().__init__(generations=[answer])
-        self.schemas: list[dict] = []
-
-    def generate(
-        self, prompt: Prompt, max_tokens: int = 32, *, json_schema: dict | None = None
-    ) -> str:
-        self.schemas.append(json_schema or {})
-        return super().generate(prompt, max_tokens)
-
-
-def test_json_schema_is_passed_to_backends_that_take_it(caplog: pytest.LogCaptureFixture) -> None:
-    schema = scores_schema(ReflectionConfig(), 4)
-    assert schema["properties"]["scores"]["minItems"] == 4
-    model = SchemaModel('{"scores": [1, 1, 1, 1]}')
-    assert not reflect(model, STEPS, ENV, json_schema=schema).fallback
-    assert model.schemas == [schema]
-    with caplog.at_level(logging.WARNING):
-        res = reflect(ScriptedModel(generations=["1, 1, 1, 1]}"]), STEPS, ENV, json_schema=schema)
-    assert not res.fallback and "takes no json_schema" in caplog.text
 
 
 # --------------------------------------------------------------------------- parser properties

@@ -9,8 +9,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from jitrl.cli.common import app, console, fail, progress_bar, setup_logging
+from jitrl.cli.common import app, console, fail, setup_logging
 from jitrl.cli.options import with_settings
+from jitrl.cli.progress import EpisodeProgress
 from jitrl.running.compare import (
     check_compare,
     compare_settings,
@@ -48,17 +49,17 @@ def compare(
         f"{len(envs)} env(s) × {len(spec.agent_names)} agent(s) × {spec.seeds} "
         f"seed(s): {total} episodes, {done_before} already done; output {out}"
     )
-    progress = progress_bar()
-    with progress:
-        task = progress.add_task("episodes", total=total, completed=done_before)
+    with EpisodeProgress("episodes", total, done=done_before) as progress:
         try:
             errors = run_jobs(
-                jobs,
-                execution,
-                on_progress=lambda n: progress.update(task, completed=done_before + n),
+                jobs, execution, on_progress=lambda n: progress.finished(done_before + n)
             )
         except (ImportError, RuntimeError) as err:  # no Ray, or Ray cannot start
             raise fail(str(err)) from err
+        except KeyboardInterrupt:
+            raise fail(
+                f"interrupted: finished episodes are kept in {out}; rerun to resume", 130
+            ) from None
     _render(out)
     if errors:
         raise fail(f"{len(errors)} job(s) failed: " + "; ".join(errors), code=1)

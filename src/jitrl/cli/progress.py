@@ -3,6 +3,7 @@ episode when the output is a file or a pipe (CI, nohup)."""
 
 from __future__ import annotations
 
+import time
 from types import TracebackType
 
 from jitrl.cli.common import console, interactive, progress_bar
@@ -25,6 +26,8 @@ class EpisodeProgress:
         self.per_episode = steps_per_episode
         self.episodes = episodes
         self.done = done
+        self.first = done
+        self.started = time.monotonic()
         self.bar = progress_bar()
         self.task = self.bar.add_task(
             description,
@@ -52,9 +55,17 @@ class EpisodeProgress:
             )
 
     def finished(self, count: int) -> None:
-        """Episodes finished so far (when only a count is known, e.g. parallel jobs)."""
+        """Episodes finished so far (when only a count is known, e.g. parallel jobs); without a
+        terminal, a line each time the count grows, with the time left at the pace so far."""
+        grew = count > self.done
         self.done = count
         self.bar.update(self.task, completed=count * self.per_episode)
+        if grew and not interactive():
+            elapsed = time.monotonic() - self.started
+            played = count - self.first
+            left = (self.episodes - count) * elapsed / played if played else float("nan")
+            eta = f"{left / 60:.0f} min left" if played else "time left unknown yet"
+            console.print(f"{count}/{self.episodes} episodes done, {eta}", highlight=False)
 
     def __enter__(self) -> EpisodeProgress:
         self.bar.__enter__()

@@ -26,10 +26,11 @@ import hashlib
 import logging
 import os
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from cachetools import LRUCache
 
 from jitrl.envs.base import BaseTextEnv, Fold, StepInfo, StepResult
 from jitrl.method.types import State
@@ -260,7 +261,7 @@ class JerichoEnv(BaseTextEnv):
             self._env.close()
             raise ValueError(f"{self.path} is not fully supported by Jericho")
         self.max_score = float(self._env.get_max_score())
-        self._cache: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self._cache: LRUCache[str, tuple[str, ...]] = LRUCache(self.config.cache_max_entries)
         self.cache_hits = 0
         self.cache_misses = 0
         self._score = 0.0
@@ -376,10 +377,10 @@ class JerichoEnv(BaseTextEnv):
         return dedupe_candidates(actions, self.config.max_candidates)
 
     def _valid_actions(self, key: str) -> tuple[str, ...]:
-        if self.config.cache_valid_actions and key in self._cache:
-            self._cache.move_to_end(key)
+        cached = self._cache.get(key) if self.config.cache_valid_actions else None
+        if cached is not None:
             self.cache_hits += 1
-            return self._cache[key]
+            return cached
         self.cache_misses += 1
         env = self._frotz()
         if self.config.deterministic_valid_actions:
@@ -388,6 +389,4 @@ class JerichoEnv(BaseTextEnv):
             actions = tuple(env.get_valid_actions(use_parallel=False))
         if self.config.cache_valid_actions:
             self._cache[key] = actions
-            if len(self._cache) > self.config.cache_max_entries:
-                self._cache.popitem(last=False)
         return actions

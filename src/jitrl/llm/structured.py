@@ -1,22 +1,18 @@
-"""Structured answers from plain generation: a JSON-schema passthrough and tolerant parsing.
+"""Structured answers from plain generation: tolerant parsing.
 
 Small local models are asked for JSON but often wrap it in prose, cut it short or answer with
 ``Step i: x`` lines instead. :func:`parse_numbers` recovers a list of numbers from such text and
-never raises; :func:`generate` passes a JSON schema to backends whose ``generate`` accepts a
-``json_schema`` keyword (a server with constrained decoding) and generates plain text otherwise.
+never raises. No backend constrains its decoding to a schema, so none is asked to: the
+:class:`~jitrl.llm.base.LanguageModel` protocol's ``generate`` takes a prompt and a token budget.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import math
 import re
-from collections.abc import Mapping
 from typing import Any
-
-from jitrl.llm.base import LanguageModel, Prompt
 
 log = logging.getLogger(__name__)
 
@@ -125,56 +121,4 @@ def parse_numbers(text: str, key: str = "scores") -> list[float] | None:
     return None
 
 
-def number_list_schema(
-    key: str, minimum: float, maximum: float, n_items: int | None = None
-) -> dict[str, Any]:
-    """JSON schema of ``{key: [numbers in [minimum, maximum]]}``, ``n_items`` long if given."""
-    items: dict[str, Any] = {
-        "type": "array",
-        "items": {"type": "number", "minimum": minimum, "maximum": maximum},
-    }
-    if n_items is not None:
-        items |= {"minItems": n_items, "maxItems": n_items}
-    return {
-        "type": "object",
-        "properties": {key: items},
-        "required": [key],
-        "additionalProperties": False,
-    }
-
-
-def accepts_schema(model: LanguageModel) -> bool:
-    """Whether ``model.generate`` takes a ``json_schema`` keyword (or any keyword)."""
-    try:
-        params = inspect.signature(model.generate).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == "json_schema" or p.kind is p.VAR_KEYWORD for p in params)
-
-
-def generate(
-    model: LanguageModel,
-    prompt: Prompt,
-    max_tokens: int,
-    json_schema: Mapping[str, Any] | None = None,
-) -> str:
-    """``model.generate``, with ``json_schema=`` passed through when the backend takes it.
-
-    A schema given to a backend that cannot use it is dropped with a warning.
-    """
-    if json_schema is not None:
-        if accepts_schema(model):
-            gen: Any = model.generate
-            return str(gen(prompt, max_tokens, json_schema=dict(json_schema)))
-        log.warning("model %s takes no json_schema; generating plain text", model.name)
-    return model.generate(prompt, max_tokens)
-
-
-__all__ = [
-    "accepts_schema",
-    "bare_list",
-    "generate",
-    "number_list_schema",
-    "parse_numbers",
-    "step_lines",
-]
+__all__ = ["bare_list", "parse_numbers", "step_lines"]

@@ -31,12 +31,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from jitrl.llm.base import LanguageModel, Prompt
-from jitrl.llm.structured import generate, number_list_schema, parse_numbers
+from jitrl.llm.structured import parse_numbers
 from jitrl.method.config import ReflectionConfig
 
 log = logging.getLogger(__name__)
@@ -136,22 +135,15 @@ def build_prompt(
     return Prompt(system=system, user="\n".join([*head, *body, tail]), answer_prefix=prefix)
 
 
-def scores_schema(config: ReflectionConfig, n_steps: int | None = None) -> dict[str, Any]:
-    """JSON schema of the answer (``n_steps`` scores; any number when ``None``), for backends
-    with constrained decoding: pass it to :func:`reflect` as ``json_schema``."""
-    return number_list_schema("scores", config.score_min, config.score_max, n_steps)
-
-
 def _score_chunk(
     model: LanguageModel,
     prompt: Prompt,
     n_steps: int,
     config: ReflectionConfig,
-    json_schema: Mapping[str, Any] | None,
 ) -> tuple[list[float] | None, str]:
     """The chunk's scores, or ``None`` and the reason they cannot be used."""
     try:
-        text = generate(model, prompt, config.max_tokens, json_schema)
+        text = model.generate(prompt, config.max_tokens)
     except Exception as exc:  # an optional component must not lose the episode
         return None, f"model error: {type(exc).__name__}: {exc}"
     texts = [text]
@@ -181,7 +173,6 @@ def reflect(
     config: ReflectionConfig | None = None,
     *,
     outcome: str = "",
-    json_schema: Mapping[str, Any] | None = None,
 ) -> ReflectionResult:
     """Score every step of a finished episode with ``model`` and blend the scores in.
 
@@ -191,8 +182,6 @@ def reflect(
         env_rewards: the environment's reward after each step (raw, before penalties).
         config: prompt, parsing and blend settings.
         outcome: a few words on how the episode ended (e.g. "died", "won, 10 points").
-        json_schema: passed as ``generate(..., json_schema=...)`` to backends whose
-            ``generate`` takes it (see :func:`scores_schema`); ignored, with a warning, by others.
 
     Raises:
         ValueError: if ``steps`` and ``env_rewards`` differ in length or a reward is not finite.
@@ -209,7 +198,7 @@ def reflect(
         prompt = build_prompt(lines, (part, len(chunks)), outcome, cfg)
         calls += 1
         chars += len(prompt.system) + len(prompt.user) + len(prompt.answer_prefix)
-        found, reason = _score_chunk(model, prompt, len(lines), cfg, json_schema)
+        found, reason = _score_chunk(model, prompt, len(lines), cfg)
         if found is None:
             reason = f"chunk {part}/{len(chunks)}: {reason}"
             log.warning("reflection fell back to environment rewards: %s", reason)
@@ -225,6 +214,5 @@ __all__ = [
     "TrajectoryStep",
     "blend",
     "reflect",
-    "scores_schema",
     "unit_score",
 ]

