@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 browser: install  # Debian's chromium for the web tests (apt, only if missing)
-	PYTHON=$(BIN)/python bash scripts/setup_browser.sh
+	$(BIN)/jitrl setup browser
 
 demo: install
 	$(BIN)/jitrl run

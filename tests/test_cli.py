@@ -84,7 +84,7 @@ def test_clear_errors(tmp_path):
     assert bad_agent.returncode == 2 and "unknown agent" in bad_agent.stderr + bad_agent.stdout
     (tmp_path / "notes.txt").write_text("not a database")
     bad_store = jitrl("memory", "stats", "notes.txt", cwd=tmp_path, check=False)
-    assert bad_store.returncode == 2 and "notes.txt" in bad_store.stdout
+    assert bad_store.returncode == 2 and "notes.txt" in bad_store.stderr
     missing = jitrl(
         "run", "--env", "jericho:/no/such/game.z5", "--model", "scripted", cwd=tmp_path, check=False
     )
@@ -95,17 +95,17 @@ def test_migrate_explain_and_report(tmp_path):
     args = ["run", "--model", "scripted", "--episodes", "2", "--max-steps", "4"]
     jitrl(*args, "--memory", "a.sqlite", "--out", "r", cwd=tmp_path)
     out = jitrl("memory", "migrate", "a.sqlite", "b.sqlite", cwd=tmp_path).stdout
-    assert "episodes=2" in out
+    assert "imported 2 episodes" in out
     again = jitrl("memory", "migrate", "a.sqlite", "b.sqlite", cwd=tmp_path).stdout
-    assert "episodes=0" in again and "skipped_episodes=2" in again
+    assert "imported 0 episodes" in again and "skipped 2 episodes" in again
     shown = jitrl("explain", "r", "--episode", "1", "--step", "0", cwd=tmp_path).stdout
     decision = json.loads((tmp_path / "r" / "decisions.jsonl").read_text().splitlines()[4])
     assert decision["episode"] == 1 and decision["step"] == 0
     assert decision["action"] in shown
     missing = jitrl("explain", "r", "--episode", "9", cwd=tmp_path, check=False)
-    assert missing.returncode == 2 and "episode 9" in missing.stdout
+    assert missing.returncode == 2 and "episode 9" in missing.stderr
     bad = jitrl("report", "nowhere", cwd=tmp_path, check=False)
-    assert bad.returncode == 2 and "compare.json" in bad.stdout
+    assert bad.returncode == 2 and "compare.json" in bad.stderr
 
 
 def test_compare_cli_reports_every_agent(tmp_path):
@@ -119,10 +119,10 @@ def test_compare_cli_reports_every_agent(tmp_path):
     assert cost["usd_per_episode"] is not None and cost["usd_per_episode"] > 0
     refused = jitrl("compare", "--env", "textworld:1", "--max-steps", "5", "--model", "scripted",
                     "--out", "cmp", cwd=tmp_path, check=False)  # fmt: skip
-    assert refused.returncode == 2 and "max_steps" in refused.stdout
+    assert refused.returncode == 2 and "max_steps" in refused.stderr
 
 
 def test_serve_refuses_a_bad_store(tmp_path):
     (tmp_path / "x.sqlite").write_text("not a database")
     proc = jitrl("serve", "--memory", "x.sqlite", "--port", "8765", cwd=tmp_path, check=False)
-    assert proc.returncode == 2 and "error" in proc.stdout
+    assert proc.returncode == 2 and "error" in proc.stderr

@@ -2,7 +2,7 @@
 
 The browser tests drive headless Chromium (Debian's, found by ``find_browser``) through BrowserGym;
 they are marked slow (a reset takes ~3-6 s) and skip when browsergym-miniwob or Chromium is
-missing (``pip install 'jitrl[web]'`` and ``bash scripts/setup_browser.sh``).
+missing (``pip install 'jitrl[web]'`` and ``jitrl setup browser``).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def _browser_ready() -> str | None:
     except BrowserLaunchError as exc:
         return str(exc)
     if found is None and not os.environ.get("PLAYWRIGHT_BROWSERS_PATH"):
-        return "no Chromium: run scripts/setup_browser.sh (or set JITRL_CHROMIUM)"
+        return "no Chromium: run jitrl setup browser (or set JITRL_CHROMIUM)"
     return None
 
 

@@ -1,4 +1,5 @@
-"""Tests of JSON Lines export/import between experience stores."""
+"""Tests of JSON Lines export/import between experience stores, and the property test that
+arbitrary valid experiences survive a SQLite store and an export/import exactly."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jitrl.memory import ImportResult, SQLiteStore, export_jsonl, import_jsonl
+from jitrl.memory import ImportResult, SQLiteConfig, SQLiteStore, export_jsonl, import_jsonl
+from jitrl.memory.jsonl import read_episodes
 from jitrl.method.types import Experience, State
 
 
@@ -146,6 +148,11 @@ def test_import_skips_stored_episodes_and_groups_interleaved_lines(
         (line().replace("1.0", "NaN"), "line 3: non-finite number NaN"),
         (line().replace("1.0", "1e999"), "line 3: ret must be finite"),
         (line().replace('"look"', '"\\ud800"'), "line 3: action is not valid UTF-8"),
+        (line(action=""), "line 3: action must not be empty or blank"),
+        (line(action="  "), "line 3: action must not be empty or blank"),
+        (line(state={"text": " \n"}), "line 3: state.text must not be empty or blank"),
+        (line(step=7), r"in.jsonl: episode 'e1' has steps \[0, 1, 7\]; .* must be 0 to 2"),
+        (line(step=1), r"in.jsonl: episode 'e1' has steps \[0, 1, 1\]"),
     ],
 )
 def test_malformed_line_imports_nothing(
@@ -159,6 +166,28 @@ def test_malformed_line_imports_nothing(
     assert len(store) == 0 and store.episode_ids() == []
 
 
+@pytest.mark.parametrize("steps", [[0, 0, 7], [1], [0, 2, 1]])
+def test_episode_steps_are_checked_before_anything_is_stored(
+    store: SQLiteStore, tmp_path: Path, steps: list[int]
+) -> None:
+    path = tmp_path / "in.jsonl"
+    lines = [line(episode_id="good", step=0)] + [line(step=step) for step in steps]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"episode 'e1' has steps .* each once"):
+        read_episodes(path)
+    with pytest.raises(ValueError, match=r"in\.jsonl: episode 'e1'"):
+        import_jsonl(store, path)
+    assert len(store) == 0  # the valid episode before it was not imported either
+
+
+def test_export_to_a_missing_folder_creates_nothing(store: SQLiteStore, tmp_path: Path) -> None:
+    store.add_episode(episode("e1"))
+    with pytest.raises(FileNotFoundError) as info:
+        export_jsonl(store, tmp_path / "missing" / "out.jsonl")
+    assert info.value.filename == str(tmp_path / "missing")
+    assert not (tmp_path / "missing").exists()
+
+
 def test_invalid_utf8_names_the_line(store: SQLiteStore, tmp_path: Path) -> None:
     path = tmp_path / "in.jsonl"
     path.write_bytes(line().encode() + b"\n" + b'{"episode_id": "\xff"}\n')
@@ -170,27 +199,47 @@ def test_invalid_utf8_names_the_line(store: SQLiteStore, tmp_path: Path) -> None
 # --- property: arbitrary experiences survive export -> import exactly ------------------------
 
 finite = st.floats(allow_nan=False, allow_infinity=False)
+non_blank = st.text(min_size=1).filter(lambda text: text.strip() != "")  # the stores' rule
 record_parts = st.tuples(
-    st.text(), st.none() | st.text(), st.text(), finite, finite, finite, st.text()
+    non_blank, st.none() | st.text(), non_blank, finite, finite, finite, st.text()
 )
 episodes_strategy = st.lists(
-    st.tuples(st.text(min_size=1), st.lists(record_parts, min_size=1, max_size=5)),
+    st.tuples(non_blank, st.lists(record_parts, min_size=1, max_size=5)),
     min_size=1,
     max_size=4,
     unique_by=lambda item: item[0],
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(episodes_strategy)
-def test_arbitrary_experiences_survive_export_import(episodes: list) -> None:
-    built = [
+def build(episodes: list) -> list[list[Experience]]:
+    """Experiences from the generated parts (steps numbered in order)."""
+    return [
         [
             Experience(State(text, key), action, ret, episode_id, step, task, reward, created)
             for step, (text, key, action, ret, reward, created, task) in enumerate(parts)
         ]
         for episode_id, parts in episodes
     ]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(episodes_strategy)
+def test_arbitrary_experiences_round_trip_in_sqlite(episodes: list) -> None:
+    built = build(episodes)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "m.sqlite"
+        with SQLiteStore(path, SQLiteConfig(iter_batch_size=3)) as store:
+            for records in built:
+                store.add_episode(records)
+        with SQLiteStore(path, create=False) as store:
+            assert list(store) == [record for records in built for record in records]
+            assert store.episode_ids() == [records[0].episode_id for records in built]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(episodes_strategy)
+def test_arbitrary_experiences_survive_export_import(episodes: list) -> None:
+    built = build(episodes)
     with tempfile.TemporaryDirectory() as folder:
         source, copy = (
             SQLiteStore(Path(folder) / "a.sqlite"),

@@ -1,17 +1,15 @@
-"""Tests of the SQLite experience store: round trip, atomicity, validation, bad files, URLs."""
+"""Tests of the SQLite experience store: round trip, atomicity, validation, bad files, URLs,
+read-only opening (the property test of arbitrary records is in test_memory_jsonl)."""
 
 from __future__ import annotations
 
 import math
 import random
 import sqlite3
-import tempfile
 from contextlib import closing
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from jitrl.memory import (
     APPLICATION_ID,
@@ -149,7 +147,12 @@ def assert_unchanged(store: SQLiteStore, expected: list[Experience], ids: list[s
         ("step", -1, ValueError),
         ("action", b"bytes", TypeError),
         ("action", "lone \ud800 surrogate", ValueError),
+        ("action", "", ValueError),
+        ("action", " \t\n", ValueError),
+        ("state", State(""), ValueError),
+        ("state", State("  ", key="k"), ValueError),
         ("episode_id", "other", ValueError),
+        ("episode_id", "   ", ValueError),
     ],
 )
 def test_invalid_fifth_record_stores_nothing(
@@ -160,6 +163,16 @@ def test_invalid_fifth_record_stores_nothing(
     records = episode("bad", 6)
     object.__setattr__(records[4], field, value)
     with pytest.raises(error, match="#4"):
+        store.add_episode(records)
+    assert_unchanged(store, before, ["keep"])
+
+
+@pytest.mark.parametrize("steps", [[0, 0, 7], [0, 2], [1, 2], [1, 0], [0, 1, 1]])
+def test_steps_must_be_0_to_n_minus_1_in_order(store: SQLiteStore, steps: list[int]) -> None:
+    store.add_episode(episode("keep", 2))
+    before = list(store)
+    records = [Experience(State(f"s{i}"), "a", 0.0, "bad", step) for i, step in enumerate(steps)]
+    with pytest.raises(ValueError, match=r"'bad' has steps \[.*\]; .* must be 0 to"):
         store.add_episode(records)
     assert_unchanged(store, before, ["keep"])
 
@@ -349,40 +362,32 @@ def test_open_store_rejects(spec: str, error: type[Exception], message: str) -> 
         open_store(spec)
 
 
-# --- property: arbitrary experiences survive exactly -----------------------------------------
-
-finite = st.floats(allow_nan=False, allow_infinity=False)
-record_parts = st.tuples(
-    st.text(), st.none() | st.text(), st.text(), finite, finite, finite, st.text()
-)
-episodes_strategy = st.lists(
-    st.tuples(st.text(min_size=1), st.lists(record_parts, min_size=1, max_size=5)),
-    min_size=1,
-    max_size=4,
-    unique_by=lambda item: item[0],
-)
+# --- read-only opening ----------------------------------------------------------------------
 
 
-def build(episodes: list) -> list[list[Experience]]:
-    """Experiences from the generated parts (steps numbered in order)."""
-    return [
-        [
-            Experience(State(text, key), action, ret, episode_id, step, task, reward, created)
-            for step, (text, key, action, ret, reward, created, task) in enumerate(parts)
-        ]
-        for episode_id, parts in episodes
-    ]
+def test_read_only_reads_everything_and_leaves_no_file(store_path: Path) -> None:
+    with SQLiteStore(store_path) as store:
+        store.add_episode(episode("e1", 3), meta={"seed": 1})
+        store.add_episode(episode("e2", 2))
+        expected = list(store)
+    before = snapshot(store_path)
+    assert sorted(before) == ["memory.sqlite"]
+    with closing(open_store(store_path, read_only=True)) as reader:
+        assert isinstance(reader, SQLiteStore) and reader.read_only
+        assert list(reader) == expected and reader.stats().episodes == 2
+        assert reader.episode_meta("e1") == {"seed": 1}
+        with pytest.raises(StoreError, match="opened read-only"):
+            reader.add_episode(episode("e3"))
+        with pytest.raises(StoreError, match="opened read-only"):
+            reader.delete_episode("e1")
+    assert snapshot(store_path) == before  # no -wal/-shm left, not a byte changed
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(episodes_strategy)
-def test_arbitrary_experiences_round_trip(episodes: list) -> None:
-    built = build(episodes)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "m.sqlite"
-        with SQLiteStore(path, SQLiteConfig(iter_batch_size=3)) as store:
-            for records in built:
-                store.add_episode(records)
-        with SQLiteStore(path, create=False) as store:
-            assert list(store) == [record for records in built for record in records]
-            assert store.episode_ids() == [records[0].episode_id for records in built]
+def test_read_only_refuses_what_is_not_a_store(store_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"no store at .*does not exist"):
+        SQLiteStore(store_path, read_only=True)
+    assert not store_path.exists()
+    store_path.touch()
+    with pytest.raises(StoreError, match="empty SQLite file"):
+        SQLiteStore(store_path, read_only=True)
+    assert store_path.read_bytes() == b""

@@ -18,8 +18,9 @@ import jitrl.cli.compare
 import jitrl.cli.continual
 import jitrl.cli.memory
 import jitrl.cli.run
-import jitrl.cli.serve  # noqa: F401  (importing a command module registers its commands)
-from jitrl.cli.common import FAILURE_EXIT, USAGE_EXIT, CliError, app, print_error
+import jitrl.cli.serve
+import jitrl.cli.setup  # noqa: F401  (importing a command module registers its commands)
+from jitrl.cli.common import FAILURE_EXIT, USAGE_EXIT, CliError, app, console, print_error
 from jitrl.cli.errors import describe
 
 DEBUG_FLAG = "--debug"
@@ -39,8 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         print_error("interrupted")
         return INTERRUPTED_EXIT
-    except NoArgsIsHelpError as shown:  # the help was printed
-        return int(getattr(shown, "exit_code", 0) or 0)
+    except NoArgsIsHelpError as shown:  # a command group without a command: its help
+        console.print(shown.ctx.get_help() if shown.ctx is not None else shown.format_message())
+        return 0
     except UsageError as err:
         command_path = err.ctx.command_path if err.ctx is not None else "jitrl"
         print_error(f"{err.format_message()} (see '{command_path} --help')")

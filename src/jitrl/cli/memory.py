@@ -1,7 +1,20 @@
-"""``jitrl memory stats|export|import``."""
+"""``jitrl memory stats|export|import|backup|migrate``.
+
+Every command that works on one store names it with ``--memory STORE`` (a SQLite file or a
+``postgresql://`` URL; default ``jitrl-memory.sqlite``, the store ``jitrl run`` uses), exactly
+as ``jitrl run`` does. ``jitrl memory stats STORE`` (the store as an argument) still works.
+Commands between two stores take them as arguments, source first: ``backup SRC DST``,
+``migrate SRC DST``.
+
+Reading commands (``stats``, ``export``, the source of ``backup`` and ``migrate``) open the
+store read-only: they write nothing, leave no ``-wal``/``-shm`` file behind and work in a folder
+the user may not write. ``import`` reads and validates the whole file before it opens (or
+creates) the store, so a bad file leaves no store behind.
+"""
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
@@ -9,62 +22,144 @@ import typer
 from rich.table import Table
 
 from jitrl.cli.common import console, fail, memory_app
-from jitrl.memory import open_store
-from jitrl.memory.base import DEFAULT_MEMORY, ExperienceStore, StoreError
-from jitrl.memory.jsonl import export_jsonl, import_jsonl
+from jitrl.memory import backup_store, open_store
+from jitrl.memory.base import DEFAULT_MEMORY, ExperienceStore
+from jitrl.memory.jsonl import ImportResult, add_episodes, export_jsonl, read_episodes
+from jitrl.memory.postgres_schema import redact_url
+
+_SQLITE_PREFIX = "sqlite:///"
+
+MemoryOption = Annotated[
+    str,
+    typer.Option(
+        "--memory", help="the store: a SQLite file or a postgresql:// URL (as for jitrl run)"
+    ),
+]
 
 
-def _open_existing(path: str) -> ExperienceStore:
-    try:
-        return open_store(path, create=False)
-    except StoreError as err:
-        raise fail(str(err)) from err
+def _sqlite_path(spec: str) -> Path | None:
+    """The file of a SQLite store spec (a path or ``sqlite:///path``); ``None`` for a URL."""
+    if spec.lower().startswith(_SQLITE_PREFIX) and len(spec) > len(_SQLITE_PREFIX):
+        return Path(spec[len(_SQLITE_PREFIX) :]).expanduser()
+    return None if "://" in spec else Path(spec).expanduser()
+
+
+def _open_for_reading(
+    spec: str, hint: str = "run jitrl run first, or give --memory PATH"
+) -> ExperienceStore:
+    """The existing store ``spec``, opened read-only; a clear error (with ``hint``) when there
+    is none."""
+    path = _sqlite_path(spec)
+    if path is not None and not path.exists():
+        raise fail(f"no store at {spec} ({hint})")
+    return open_store(spec, read_only=True)
+
+
+def _plural(count: int, word: str) -> str:
+    """``count`` and ``word``, with an s unless ``count`` is 1."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def import_sentence(result: ImportResult, store: str) -> str:
+    """What an import did, as a sentence."""
+    sentence = (
+        f"imported {_plural(result.episodes, 'episode')} "
+        f"({_plural(result.experiences, 'experience')}) into {redact_url(store)}"
+    )
+    if result.skipped_episodes:
+        skipped = _plural(result.skipped_episodes, "episode")
+        sentence += f"; skipped {skipped} the store already held"
+    return sentence
 
 
 @memory_app.command("stats")
-def memory_stats(path: Annotated[str, typer.Argument(help="store")] = DEFAULT_MEMORY) -> None:
-    """Counts and means over a store."""
-    store = _open_existing(path)
-    stats = store.stats()
-    table = Table(title=f"Memory {path}")
+def memory_stats(
+    store: Annotated[
+        str | None,
+        typer.Argument(help="the store (older form of --memory)", show_default=False),
+    ] = None,
+    memory: Annotated[
+        str | None,
+        typer.Option(
+            "--memory",
+            help="the store: a SQLite file or a postgresql:// URL (as for jitrl run)",
+            show_default=DEFAULT_MEMORY,
+        ),
+    ] = None,
+) -> None:
+    """Counts and means over a store (read-only)."""
+    if store is not None and memory is not None and store != memory:
+        raise fail(f"two stores given ({store} and --memory {memory}) (give only --memory)")
+    spec = memory or store or DEFAULT_MEMORY
+    with closing(_open_for_reading(spec)) as opened:
+        stats = opened.stats()
+    console.print(f"store {redact_url(spec)}", highlight=False, soft_wrap=True)  # never wrapped
+    table = Table()
     table.add_column("field")
     table.add_column("value", justify="right")
     for name, value in vars(stats).items():
         table.add_row(name, f"{value:.3f}" if isinstance(value, float) else str(value))
     console.print(table)
-    store.close()
 
 
 @memory_app.command("export")
 def memory_export(
-    dest: Annotated[Path, typer.Argument(help="JSONL file to write")],
-    memory: Annotated[str, typer.Option(help="store to read")] = DEFAULT_MEMORY,
+    dest: Annotated[Path, typer.Argument(help="JSONL file to write", show_default=False)],
+    memory: MemoryOption = DEFAULT_MEMORY,
 ) -> None:
-    """Write every experience of a store as one JSON line."""
-    store = _open_existing(memory)
-    count = export_jsonl(store, dest)
-    store.close()
-    console.print(f"exported {count} experiences to {dest}")
+    """Write every experience of a store as one JSON line (the store is only read)."""
+    if dest.is_dir():
+        raise fail(f"{dest} is a folder (give a file path, e.g. {dest / 'memory.jsonl'})")
+    if not dest.parent.is_dir():
+        raise fail(
+            f"cannot write {dest}: the folder {dest.parent} does not exist "
+            "(create it first, or choose another path)"
+        )
+    with closing(_open_for_reading(memory)) as store:
+        count = export_jsonl(store, dest)
+    console.print(
+        f"exported {_plural(count, 'experience')} from {redact_url(memory)} to {dest}",
+        highlight=False,
+    )
 
 
 @memory_app.command("import")
 def memory_import(
-    src: Annotated[Path, typer.Argument(help="JSONL file to read")],
-    memory: Annotated[
-        str, typer.Option(help="store to write (created if missing)")
-    ] = DEFAULT_MEMORY,
+    src: Annotated[Path, typer.Argument(help="JSONL file to read", show_default=False)],
+    memory: MemoryOption = DEFAULT_MEMORY,
 ) -> None:
-    """Add the episodes of a JSONL export to a store (episodes already there are skipped)."""
+    """Add the episodes of a JSONL export to a store (created if missing; episodes already
+    there are skipped). The whole file is checked before the store is opened."""
     if not src.is_file():
-        raise fail(f"no such file: {src}")
-    store = open_store(memory)
-    try:
-        result = import_jsonl(store, src)
-    except ValueError as err:
-        raise fail(str(err)) from err
-    finally:
-        store.close()
-    console.print(f"imported: {result}")
+        raise fail(f"no such file: {src} (check the path)")
+    episodes = read_episodes(src)  # a bad line or episode: one-line error, no store created
+    with closing(open_store(memory)) as store:
+        result = add_episodes(store, episodes)
+    console.print(import_sentence(result, memory), highlight=False)
+
+
+@memory_app.command("backup")
+def memory_backup(
+    src: Annotated[str, typer.Argument(help="SQLite store to copy", show_default=False)],
+    dst: Annotated[str, typer.Argument(help="file to write", show_default=False)],
+    force: Annotated[bool, typer.Option("--force", help="overwrite DST if it exists")] = False,
+) -> None:
+    """Copy a SQLite store safely, even while it is in use: SQLite's online backup takes a
+    consistent snapshot that includes the newest episodes, which may still be in the store's
+    -wal file (copying only the .db file loses them)."""
+    source, target = _sqlite_path(src), _sqlite_path(dst)
+    if source is None or target is None:
+        raise fail(
+            "backup copies SQLite files (for a PostgreSQL store use 'jitrl memory migrate SRC DST')"
+        )
+    if not source.exists():
+        raise fail(f"no store at {src} (check the path)")
+    stats = backup_store(source, target, force=force)
+    console.print(
+        f"backed up {_plural(stats.episodes, 'episode')} "
+        f"({_plural(stats.experiences, 'experience')}) from {source} to {target}",
+        highlight=False,
+    )
 
 
 @memory_app.command("migrate")
@@ -75,15 +170,9 @@ def memory_migrate(
     """Copy every episode between stores; episodes already in DST are skipped."""
     from jitrl.memory import migrate
 
-    source = _open_existing(src)
-    try:
-        target = open_store(dst)
-    except StoreError as err:
-        source.close()
-        raise fail(str(err)) from err
-    try:
+    with (
+        closing(_open_for_reading(src, "check the path")) as source,
+        closing(open_store(dst)) as target,
+    ):
         result = migrate(source, target)
-    finally:
-        source.close()
-        target.close()
-    console.print(f"migrated: {result}")
+    console.print(import_sentence(result, dst), highlight=False)

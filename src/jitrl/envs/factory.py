@@ -134,6 +134,40 @@ def _user_env(spec: str, **options: Any) -> TextEnv | None:
     return env
 
 
+def _textworld(target: str, spec: str, seed: int, privileged_key: bool, kind: str) -> TextEnv:
+    from jitrl.envs.textworld import TextWorldConfig, TextWorldEnv
+
+    game_seed = _parse_seed(target, spec) if target else seed
+    simple = kind == "textworld-simple"
+    config = TextWorldConfig(
+        seed=game_seed, kind="simple" if simple else "custom", privileged_key=privileged_key
+    )
+    return TextWorldEnv(config)
+
+
+def _built_in(spec: str, seed: int, privileged_key: bool) -> TextEnv | None:
+    """The environment of a built-in spec kind, ``None`` for any other spec."""
+    kind, sep, target = spec.strip().partition(":")
+    if kind in TEXTWORLD_SUITES and (target or not sep):
+        return _textworld(target, spec, seed, privileged_key, kind)
+    if kind == "jericho" and target:
+        from jitrl.envs.jericho import JerichoConfig, JerichoEnv
+
+        config = JerichoConfig(seed=seed, privileged_key=privileged_key)
+        return JerichoEnv(_jericho_path(target), config)
+    if kind == "twx" and target:
+        from jitrl.envs.twx import TWXEnv, parse_spec
+
+        return TWXEnv(parse_spec(target))
+    if kind == "scienceworld" and target:
+        from jitrl.envs.scienceworld import ScienceWorldConfig, ScienceWorldEnv
+
+        return ScienceWorldEnv(ScienceWorldConfig(task=target))
+    if kind in WEB_TASK_PREFIXES and target:
+        return _web_env(kind, target, seed)
+    return None
+
+
 def make_env(spec: str, *, max_steps: int, seed: int, privileged_key: bool = False) -> TextEnv:
     """Create the environment named by ``spec``, wrapped in :class:`StepLimit`.
 
@@ -150,47 +184,11 @@ def make_env(spec: str, *, max_steps: int, seed: int, privileged_key: bool = Fal
         ImportError: the extra an adapter needs is not installed.
         jitrl.envs.errors.WebEnvError: a web benchmark's sites are not set up or unreachable.
     """
-    kind, sep, target = spec.strip().partition(":")
-    env: TextEnv
-    if kind == "textworld" and not sep:
-        from jitrl.envs.textworld import TextWorldConfig, TextWorldEnv
-
-        env = TextWorldEnv(TextWorldConfig(seed=seed, privileged_key=privileged_key))
-    elif kind == "textworld":
-        from jitrl.envs.textworld import TextWorldConfig, TextWorldEnv
-
-        env = TextWorldEnv(
-            TextWorldConfig(seed=_parse_seed(target, spec), privileged_key=privileged_key)
-        )
-    elif kind == "textworld-simple":
-        from jitrl.envs.textworld import TextWorldConfig, TextWorldEnv
-
-        game_seed = _parse_seed(target, spec) if sep else seed
-        env = TextWorldEnv(
-            TextWorldConfig(seed=game_seed, kind="simple", privileged_key=privileged_key)
-        )
-    elif kind == "jericho" and target:
-        from jitrl.envs.jericho import JerichoConfig, JerichoEnv
-
-        config = JerichoConfig(seed=seed, privileged_key=privileged_key)
-        env = JerichoEnv(_jericho_path(target), config)
-    elif kind == "twx" and target:
-        from jitrl.envs.twx import TWXEnv, parse_spec
-
-        env = TWXEnv(parse_spec(target))
-    elif kind == "scienceworld" and target:
-        from jitrl.envs.scienceworld import ScienceWorldConfig, ScienceWorldEnv
-
-        env = ScienceWorldEnv(ScienceWorldConfig(task=target))
-    elif kind in WEB_TASK_PREFIXES and target:
-        env = _web_env(kind, target, seed)
-    else:
-        user = _user_env(
-            spec.strip(), max_steps=max_steps, seed=seed, privileged_key=privileged_key
-        )
-        if user is None:
-            raise ValueError(f"unknown environment spec {spec!r}; valid forms: {VALID_SPECS}")
-        env = user
+    env = _built_in(spec, seed, privileged_key)
+    if env is None:
+        env = _user_env(spec.strip(), max_steps=max_steps, seed=seed, privileged_key=privileged_key)
+    if env is None:
+        raise ValueError(f"unknown environment spec {spec!r}; valid forms: {VALID_SPECS}")
     try:
         return StepLimit(env, max_steps)
     except ValueError:

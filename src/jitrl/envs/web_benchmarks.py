@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from jitrl.envs.errors import WebConfigError
 
-WEB_INSTALL_HINT = "pip install 'jitrl[web]' and run scripts/setup_browser.sh"
+WEB_INSTALL_HINT = "pip install 'jitrl[web]' and run: jitrl setup browser"
 MINIWOB_URL_VAR = "MINIWOB_URL"
 WEBARENA_INSTALL_HINT = "pip install browsergym-webarena browsergym-webarenalite"
 WEBARENA_SITE_VARS = {

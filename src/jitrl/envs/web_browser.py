@@ -73,7 +73,7 @@ class MarkedChromium:
             where = self.executable or "Playwright's own chromium"
             raise BrowserLaunchError(
                 f"Chromium ({where}) did not start: {str(exc).splitlines()[0]}. "
-                f"Run scripts/setup_browser.sh or set ${BROWSER_ENV_VAR}."
+                f"Run: jitrl setup browser, or set ${BROWSER_ENV_VAR}."
             ) from exc
 
     def __getattr__(self, name: str) -> Any:

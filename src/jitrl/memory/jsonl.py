@@ -12,6 +12,7 @@ folder and renamed over the target, so a reader never sees half a file.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from typing import IO, Any
 
 from jitrl.fileio import atomic_write
 from jitrl.memory.base import DuplicateEpisodeError, ExperienceStore
-from jitrl.memory.validation import validate_experience
+from jitrl.memory.validation import validate_episode, validate_experience
 from jitrl.method.types import Experience, State
 
 logger = logging.getLogger(__name__)
@@ -115,8 +116,14 @@ def export_jsonl(store: Iterable[Experience], path: str | os.PathLike[str]) -> i
 
     Returns:
         The number of experiences written.
+
+    Raises:
+        FileNotFoundError: the folder of ``path`` does not exist (it is not created).
+        OSError: the file cannot be written.
     """
     target = Path(path)
+    if not target.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such folder", os.fspath(target.parent))
     count = 0
 
     def write(handle: IO[str]) -> None:
@@ -137,14 +144,19 @@ def _reject_constant(name: str) -> None:
 
 
 def read_episodes(path: str | os.PathLike[str]) -> dict[str, list[Experience]]:
-    """Parse a whole JSON Lines file into episodes, keyed by id in order of first appearance.
+    """Parse and validate a whole JSON Lines file into episodes, keyed by id in order of first
+    appearance.
 
     Blank lines are skipped; the records of an episode keep their order in the file even when
-    episodes are interleaved.
+    episodes are interleaved. Every episode is then checked with the stores' own rules
+    (:func:`~jitrl.memory.validation.validate_episode`: steps ``0 .. n-1`` in order, no blank
+    texts, finite numbers), so a file that passes here imports without a validation error.
 
     Raises:
-        ValueError: a line is not valid UTF-8 / JSON or not a valid experience; the message
-            names the file and the 1-based line number.
+        ValueError: a line is not valid UTF-8 / JSON or not a valid experience (the message
+            names the file and the 1-based line number), or an episode breaks a rule (the
+            message names the file and the episode).
+        OSError: the file cannot be read.
     """
     episodes: dict[str, list[Experience]] = {}
     with open(path, "rb") as handle:
@@ -157,15 +169,23 @@ def read_episodes(path: str | os.PathLike[str]) -> dict[str, list[Experience]]:
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{os.fspath(path)}, line {number}: {exc}") from exc
             episodes.setdefault(record.episode_id, []).append(record)
+    for records in episodes.values():
+        try:
+            validate_episode(records)
+        except ValueError as exc:
+            raise ValueError(f"{os.fspath(path)}: {exc}") from exc
     return episodes
 
 
 def import_jsonl(store: ExperienceStore, path: str | os.PathLike[str]) -> ImportResult:
     """Add the episodes of a JSON Lines file to ``store``; episodes it already holds are skipped.
 
-    The whole file is parsed and validated first, so a malformed line imports nothing at all.
-    Each episode is then stored with one :meth:`~ExperienceStore.add_episode` call (atomic), so
-    importing the same file twice adds nothing the second time.
+    The whole file is parsed and validated first (:func:`read_episodes`), so a malformed line
+    or an invalid episode imports nothing at all. To avoid even creating a new store for a bad
+    file, call :func:`read_episodes` before opening the store and then :func:`add_episodes`
+    (what ``jitrl memory import`` does). Each episode is then stored with one
+    :meth:`~ExperienceStore.add_episode` call (atomic), so importing the same file twice adds
+    nothing the second time.
 
     Args:
         store: the destination store.
@@ -175,7 +195,8 @@ def import_jsonl(store: ExperienceStore, path: str | os.PathLike[str]) -> Import
         Counts of added episodes and experiences, and of skipped episodes.
 
     Raises:
-        ValueError: a malformed line (naming its number); nothing was imported.
+        ValueError: a malformed line (naming its number) or an invalid episode (naming it);
+            nothing was imported.
     """
     result = add_episodes(store, read_episodes(path))
     logger.info("imported %s from %s", result, os.fspath(path))

@@ -14,7 +14,16 @@ filesystem (not NFS).
 Safety: a file is only ever written after it has been recognised as a jitrl store (or is new /
 empty). Anything else — a text file, random bytes, another application's database, a store
 written by a newer jitrl — is refused with a :class:`~jitrl.memory.base.StoreError` before it is
-opened for writing.
+opened for writing, and so is a store this process may not write (checked when it is opened,
+not at the first episode). ``read_only=True`` reads a store without writing anything, even in a
+folder this process may not write (see :mod:`jitrl.memory.sqlite_schema`).
+
+Copying a store safely: in WAL mode the newest episodes live in ``<store>-wal`` until SQLite
+checkpoints them into the main file (when the last connection closes cleanly), so copying only
+the main file of a store that is in use, or whose writer was killed, loses them. Copy with
+``jitrl memory backup SRC DST`` (:func:`jitrl.memory.backup_store`: SQLite's online backup API,
+a consistent snapshot, safe while other processes write) — or stop every process using the
+store and copy the file together with its ``-wal`` and ``-shm`` files.
 """
 
 from __future__ import annotations
@@ -42,9 +51,9 @@ from jitrl.memory.base import (
 from jitrl.memory.sqlite_schema import (
     APPLICATION_ID,
     SCHEMA_VERSION,
-    check_file,
+    connect_read_only,
+    connect_read_write,
     migrate_schema,
-    prepare_schema,
     rollback,
 )
 from jitrl.memory.validation import meta_to_json, validate_episode
@@ -118,36 +127,6 @@ class SQLiteConfig:
             raise ValueError(f"iter_batch_size must be a positive int, got {size!r}")
 
 
-def _connect(path: Path, config: SQLiteConfig, create: bool) -> sqlite3.Connection:
-    """Validate the file at ``path`` and return a configured read-write connection to it."""
-    if not check_file(path, create, config.busy_timeout_s):
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"{path}: cannot create the parent folder: {exc}") from exc
-    try:
-        conn = sqlite3.connect(
-            path, timeout=config.busy_timeout_s, isolation_level=None, check_same_thread=False
-        )
-    except sqlite3.Error as exc:
-        raise StoreError(f"{path} cannot be opened: {exc}") from exc
-    try:
-        prepare_schema(conn, path, create)
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute(f"PRAGMA synchronous = {config.synchronous}")
-        if config.wal:
-            (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-            if str(mode).lower() != "wal":
-                logger.warning("%s: could not enable WAL (journal_mode=%s)", path, mode)
-    except sqlite3.Error as exc:
-        conn.close()
-        raise StoreError(f"{path} cannot be opened as a jitrl store: {exc}") from exc
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
 def _row_to_experience(row: tuple[Any, ...]) -> Experience:
     """Build an :class:`Experience` from a ``_SELECT_BATCH`` row."""
     _, episode_id, step, task_id, text, key, action, reward, ret, created_at = row
@@ -186,10 +165,14 @@ class SQLiteStore(ExperienceStore):
         config: connection settings; defaults to :class:`SQLiteConfig()`.
         create: create a new store when ``path`` is missing or an empty file; with ``False``
             such a path raises :class:`StoreError`.
+        read_only: open an existing store for reading only (``create`` is then ignored): no
+            write, no schema upgrade, no ``-wal``/``-shm`` file left behind, and it works in a
+            folder this process may not write. Writing methods raise :class:`StoreError`.
 
     Raises:
         StoreError: the path is a directory, not a SQLite database, another application's
-            database, a jitrl store of a newer schema, or missing with ``create=False``.
+            database, a jitrl store of a newer schema, missing with ``create=False`` or
+            ``read_only``, or (unless ``read_only``) the file or its folder is not writable.
     """
 
     def __init__(
@@ -198,11 +181,20 @@ class SQLiteStore(ExperienceStore):
         config: SQLiteConfig | None = None,
         *,
         create: bool = True,
+        read_only: bool = False,
     ) -> None:
         self._path = Path(path).expanduser()
         self._config = config if config is not None else SQLiteConfig()
+        self._read_only = read_only
         self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = _connect(self._path, self._config, create)
+        cfg = self._config
+        self._conn: sqlite3.Connection | None = (
+            connect_read_only(self._path, cfg.busy_timeout_s)
+            if read_only
+            else connect_read_write(
+                self._path, create, cfg.busy_timeout_s, cfg.synchronous, wal=cfg.wal
+            )
+        )
 
     @property
     def path(self) -> Path:
@@ -215,6 +207,11 @@ class SQLiteStore(ExperienceStore):
         return self._config
 
     @property
+    def read_only(self) -> bool:
+        """Whether the store was opened for reading only."""
+        return self._read_only
+
+    @property
     def location(self) -> str:
         """The store file's path."""
         return str(self._path)
@@ -223,8 +220,14 @@ class SQLiteStore(ExperienceStore):
         return f"SQLiteStore({str(self._path)!r})"
 
     @contextmanager
-    def _session(self, what: str) -> Iterator[sqlite3.Connection]:
-        """Hold the lock, yield the open connection and turn SQLite errors into StoreError."""
+    def _session(self, what: str, *, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """Hold the lock, yield the open connection and turn SQLite errors into StoreError
+        (``write``: refuse at once when the store was opened read-only)."""
+        if write and self._read_only:
+            raise StoreError(
+                f"{self._path}: {what} is not possible, the store was opened read-only (open "
+                "it without read_only=True)"
+            )
         with self._lock:
             if self._conn is None:
                 raise StoreError(f"{self._path}: the store is closed")
@@ -259,7 +262,7 @@ class SQLiteStore(ExperienceStore):
             time.time(),
             meta_json,
         )
-        with self._session(f"storing episode {episode_id!r}") as conn:
+        with self._session(f"storing episode {episode_id!r}", write=True) as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 if conn.execute(
@@ -325,7 +328,7 @@ class SQLiteStore(ExperienceStore):
 
     def delete_episode(self, episode_id: str) -> bool:
         """Remove a stored episode and its records in one transaction."""
-        with self._session(f"deleting episode {episode_id!r}") as conn:
+        with self._session(f"deleting episode {episode_id!r}", write=True) as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.execute("DELETE FROM experiences WHERE episode_id = ?", (episode_id,))
@@ -366,6 +369,16 @@ class SQLiteStore(ExperienceStore):
             mean_return=float(mean),
             schema_version=int(version),
         )
+
+    def backup_to(self, target: SQLiteStore | sqlite3.Connection) -> None:
+        """Replace everything in ``target`` with a consistent snapshot of this store, using
+        SQLite's online backup API (other processes may keep writing to this store)."""
+        if isinstance(target, SQLiteStore):
+            with target._session("receiving a backup", write=True) as conn:
+                self.backup_to(conn)
+            return
+        with self._session("backing up") as conn:
+            conn.backup(target)
 
     def close(self) -> None:
         """Close the connection (idempotent); later calls other than ``close`` raise."""

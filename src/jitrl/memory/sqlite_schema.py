@@ -1,22 +1,35 @@
-"""Identification, creation and migration of jitrl's SQLite store files.
+"""Identification, access checks, creation and migration of jitrl's SQLite store files.
 
 A jitrl store is marked with ``PRAGMA application_id`` (:data:`APPLICATION_ID`) and versioned
 with ``PRAGMA user_version`` (:data:`SCHEMA_VERSION`). :func:`check_file` refuses anything else
 *before* the file is opened for writing — a text file, random bytes, another application's
 database, a store of a newer schema — and opens it read-only at most while doing so.
-:func:`prepare_schema` then creates the tables of a new store or runs :func:`migrate_schema`.
+:func:`check_writable` refuses a store this process could open but not write (a read-only file
+or folder) before any work is done, and :func:`prepare_schema` then creates the tables of a new
+store or runs :func:`migrate_schema`.
+
+Reading without writing (:func:`read_only_uri`): a WAL database needs its ``-wal`` and ``-shm``
+files even to be read, and a reader that creates them leaves them behind, owned by whoever ran
+it. As SQLite documents (wal.html "Read-Only Databases", walformat.html), a reader that may write
+the file and its folder opens it read-write with ``PRAGMA query_only`` (the last connection to
+close folds the ``-wal`` into the main file, content unchanged, and removes both); any other
+reader uses ``mode=ro``, which works when the ``-wal`` and ``-shm`` exist (a process has the
+store open, or was killed: the newest episodes are in the ``-wal``), plus ``immutable=1`` when
+there is no ``-wal`` (no process has the store open, all is in the main file), which creates
+nothing but takes no locks: a writer that starts during such a read can make it fail (retry).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import struct
 from collections.abc import Callable, Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from jitrl.memory.base import StoreError, apply_migrations
 
@@ -32,6 +45,8 @@ _HEADER_SIZE = 100  # the SQLite database header
 _APPLICATION_ID_OFFSET = 68  # big-endian int32 inside the header
 _FILE_FORMAT_OFFSET = 18  # header byte: 1 = rollback journal, 2 = WAL
 _WAL_FORMAT = 2
+_READ_HINT = "check its permissions; a -wal left without -shm needs a writer to open it once"
+_OPEN: dict[str, Any] = {"isolation_level": None, "check_same_thread": False}
 _INT32 = struct.Struct(">i")
 _REQUIRED_TABLES = frozenset({"episodes", "experiences"})
 
@@ -124,7 +139,9 @@ def _read_header(path: Path, create: bool) -> bytes | None:
             return handle.read(_HEADER_SIZE)
     except FileNotFoundError:
         if not create:
-            raise StoreError(f"{path} does not exist (create=False)") from None
+            raise StoreError(
+                f"no store at {path}: the file does not exist (check the path)"
+            ) from None
         return None
     except OSError as exc:
         raise StoreError(f"{path} cannot be read: {exc}") from exc
@@ -135,9 +152,19 @@ def _header_application_id(header: bytes) -> int:
     return int(_INT32.unpack_from(header, _APPLICATION_ID_OFFSET)[0])
 
 
-def _wal_file(path: Path) -> Path:
-    """The write-ahead log SQLite keeps next to ``path``."""
-    return path.with_name(f"{path.name}-wal")
+def sidecar(path: Path, suffix: str) -> Path:
+    """A file SQLite keeps next to the database ``path``: ``-wal``, ``-shm`` or ``-journal``."""
+    return path.with_name(f"{path.name}{suffix}")
+
+
+def _inspection_uri(path: Path, header: bytes) -> str:
+    """A ``mode=ro`` URI for ``path`` that creates no file next to it (see the module doc)."""
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    if header[_FILE_FORMAT_OFFSET] == _WAL_FORMAT and not sidecar(path, "-wal").exists():
+        # A WAL database without a -wal file has no open connection and all its content in the
+        # main file: read it as immutable so that no -wal/-shm files are created next to it.
+        uri += "&immutable=1"
+    return uri
 
 
 def _inspect_existing(path: Path, header: bytes, timeout: float) -> None:
@@ -152,11 +179,7 @@ def _inspect_existing(path: Path, header: bytes, timeout: float) -> None:
             f"{path} is a SQLite database of another application (application_id="
             f"{application_id:#x}, jitrl uses {APPLICATION_ID:#x}); refusing to use or modify it"
         )
-    uri = f"{path.resolve().as_uri()}?mode=ro"
-    if header[_FILE_FORMAT_OFFSET] == _WAL_FORMAT and not _wal_file(path).exists():
-        # A WAL database without a -wal file has no open connection and all its content in the
-        # main file: read it as immutable so that no -wal/-shm files are created next to it.
-        uri += "&immutable=1"
+    uri = _inspection_uri(path, header)
     try:
         with closing(sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)) as ro:
             probe = _probe(ro)
@@ -252,3 +275,122 @@ def check_file(path: Path, create: bool, timeout: float) -> bool:
     if header:
         _inspect_existing(path, header, timeout)
     return header is not None
+
+
+def check_writable(path: Path) -> None:
+    """Refuse to open ``path`` for writing when this process cannot write it.
+
+    SQLite silently opens a file it may not write read-only, and only the first write fails;
+    it also creates its ``-wal``/``-journal`` next to the store, so the folder must be writable.
+
+    Raises:
+        StoreError: the file (when it exists) or its folder is not writable (says how to fix).
+    """
+    copy_hint = f"or copy it with 'jitrl memory backup {path} COPY' and use the copy"
+    if path.exists() and not os.access(path, os.W_OK):
+        raise StoreError(
+            f"{path} is read-only for this user, so no episode can be stored in it (make it "
+            f"writable, e.g. chmod u+w, run as its owner, {copy_hint})"
+        )
+    folder = path.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StoreError(
+            f"cannot write the store {path}: its folder {folder} is read-only and SQLite keeps "
+            f"its journal next to the store (make the folder writable, {copy_hint})"
+        )
+
+
+def read_only_uri(path: Path) -> tuple[str, bool]:
+    """How to read the existing store ``path`` without writing or leaving anything there.
+
+    Returns:
+        The URI to connect to, and whether that connection could write (``mode=rw``): the
+        caller must then set ``PRAGMA query_only``. See the module docstring for the choice.
+    """
+    if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK):
+        return f"{path.resolve().as_uri()}?mode=rw", True
+    header = _read_header(path, create=False) or b""
+    if len(header) < _HEADER_SIZE:
+        return f"{path.resolve().as_uri()}?mode=ro", False
+    return _inspection_uri(path, header), False
+
+
+def check_readable(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a database that a read-only connection cannot use as it is.
+
+    Raises:
+        StoreError: not a jitrl store, newer than this code, empty, or of an older schema.
+    """
+    plan = _plan(path, _probe(conn))
+    if plan == "init":
+        raise StoreError(f"{path} is an empty SQLite file, not a jitrl store (check the path)")
+    if plan == "migrate":
+        raise StoreError(
+            f"{path} is a jitrl store of an older schema (upgrade it first: open it once for "
+            "writing with this jitrl)"
+        )
+
+
+def connect_read_write(
+    path: Path, create: bool, timeout: float, synchronous: str, *, wal: bool
+) -> sqlite3.Connection:
+    """Validate the file at ``path`` and return a configured read-write connection to it.
+
+    A missing file (and its folders) is created when ``create``; ``timeout`` is the lock wait
+    in seconds, ``synchronous`` the ``PRAGMA synchronous`` and ``wal`` turns on WAL mode.
+
+    Raises:
+        StoreError: see :func:`check_file`, :func:`check_writable` and :func:`prepare_schema`.
+    """
+    if not check_file(path, create, timeout):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot create the parent folder: {exc}") from exc
+    check_writable(path)
+    try:
+        conn = sqlite3.connect(path, timeout=timeout, **_OPEN)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path} cannot be opened: {exc}") from exc
+    try:
+        prepare_schema(conn, path, create)
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        if wal:
+            (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            if str(mode).lower() != "wal":
+                logger.warning("%s: could not enable WAL (journal_mode=%s)", path, mode)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreError(f"{path} cannot be opened as a jitrl store: {exc}") from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
+    """Validate the existing store at ``path`` and return a connection that cannot write it
+    and leaves no file behind (see :func:`read_only_uri`).
+
+    Raises:
+        StoreError: see :func:`check_file` and :func:`check_readable`, or SQLite cannot read
+            the file.
+    """
+    check_file(path, False, timeout)
+    uri, could_write = read_only_uri(path)
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=timeout, **_OPEN)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path} cannot be opened for reading: {exc} ({_READ_HINT})") from exc
+    try:
+        if could_write:
+            conn.execute("PRAGMA query_only = ON")
+        check_readable(conn, path)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreError(f"{path} cannot be read: {exc} ({_READ_HINT})") from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn

@@ -1,8 +1,17 @@
-"""Checks applied to experiences before any store writes them.
+"""The one set of rules every experience must pass before a store keeps it.
 
 Stores validate a whole episode *before* opening a transaction, so an invalid record anywhere in
-an episode is reported without touching the store. The rules are the ones every backend can hold
-exactly: UTF-8 encodable text, finite floats, non-negative 64-bit steps.
+an episode is reported without touching the store; JSON Lines imports validate the whole file
+before a store is even opened. The rules:
+
+- texts are UTF-8 encodable ``str``; the state text, the action and the episode id must not be
+  blank (empty or only whitespace, as :func:`is_blank` says);
+- returns, rewards and times are finite real numbers (``bool`` is refused);
+- the steps of one episode are exactly ``0, 1, ..., n - 1``, in that order;
+- all records of an episode share one ``episode_id``.
+
+The HTTP service (:mod:`jitrl.service.models`) refuses blank state texts and candidates and
+non-finite rewards with the same meaning of "blank"; :func:`is_blank` is the shared definition.
 """
 
 from __future__ import annotations
@@ -17,14 +26,21 @@ from jitrl.method.types import Experience, State
 
 #: Largest step a store accepts (SQLite ``INTEGER`` is a signed 64-bit value).
 MAX_STEP = 2**63 - 1
+#: How many steps an error message lists before eliding the rest.
+_SHOWN_STEPS = 10
 
 
-def _check_text(name: str, value: object, *, allow_empty: bool = True) -> None:
-    """Raise unless ``value`` is a UTF-8 encodable ``str`` (non-empty when required)."""
+def is_blank(text: str) -> bool:
+    """Whether ``text`` is empty or only whitespace (``str.strip`` removes all of it)."""
+    return not text.strip()
+
+
+def _check_text(name: str, value: object, *, allow_blank: bool = True) -> None:
+    """Raise unless ``value`` is a UTF-8 encodable ``str`` (non-blank when required)."""
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, got {type(value).__name__}")
-    if not allow_empty and not value:
-        raise ValueError(f"{name} must not be empty")
+    if not allow_blank and is_blank(value):
+        raise ValueError(f"{name} must not be empty or blank, got {value!r}")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -40,7 +56,10 @@ def _check_float(name: str, value: object) -> None:
 
 
 def validate_experience(experience: object) -> None:
-    """Raise ``TypeError``/``ValueError`` if ``experience`` cannot be stored exactly.
+    """Raise ``TypeError``/``ValueError`` if ``experience`` breaks a rule of one record.
+
+    The rules across records (step numbering, one episode id) are checked by
+    :func:`validate_episode`.
 
     Args:
         experience: the record to check; must be an :class:`~jitrl.method.types.Experience`.
@@ -49,11 +68,11 @@ def validate_experience(experience: object) -> None:
         raise TypeError(f"expected an Experience, got {type(experience).__name__}")
     if not isinstance(experience.state, State):
         raise TypeError(f"state must be a State, got {type(experience.state).__name__}")
-    _check_text("state.text", experience.state.text)
+    _check_text("state.text", experience.state.text, allow_blank=False)
     if experience.state.key is not None:
         _check_text("state.key", experience.state.key)
-    _check_text("action", experience.action)
-    _check_text("episode_id", experience.episode_id, allow_empty=False)
+    _check_text("action", experience.action, allow_blank=False)
+    _check_text("episode_id", experience.episode_id, allow_blank=False)
     _check_text("task_id", experience.task_id)
     step = experience.step
     if isinstance(step, bool) or not isinstance(step, Integral):
@@ -62,6 +81,19 @@ def validate_experience(experience: object) -> None:
         raise ValueError(f"step must be in [0, {MAX_STEP}], got {step}")
     for name in ("ret", "reward", "created_at"):
         _check_float(name, getattr(experience, name))
+
+
+def _check_steps(records: Sequence[Experience]) -> None:
+    """Raise ``ValueError`` unless the records' steps are exactly ``0 .. n-1`` in order."""
+    steps = [int(record.step) for record in records]
+    if steps != list(range(len(steps))):
+        shown = ", ".join(map(str, steps[:_SHOWN_STEPS])) + (
+            ", ..." if len(steps) > _SHOWN_STEPS else ""
+        )
+        raise ValueError(
+            f"episode {records[0].episode_id!r} has steps [{shown}]; the steps of an episode "
+            f"must be 0 to {len(steps) - 1}, in order, each once"
+        )
 
 
 def validate_episode(experiences: Sequence[Experience]) -> tuple[Experience, ...]:
@@ -74,8 +106,8 @@ def validate_episode(experiences: Sequence[Experience]) -> tuple[Experience, ...
         The records, unchanged, as a tuple.
 
     Raises:
-        ValueError: the episode is empty, records disagree on ``episode_id`` or a value is bad
-            (the message names the record's position).
+        ValueError: the episode is empty, records disagree on ``episode_id``, the steps are not
+            ``0 .. n-1`` in order, or a value is bad (the message names the record's position).
         TypeError: a record or a field has the wrong type.
     """
     if isinstance(experiences, (str, bytes)):
@@ -93,6 +125,7 @@ def validate_episode(experiences: Sequence[Experience]) -> tuple[Experience, ...
                 f"experience #{position} has episode_id {record.episode_id!r}, but the episode "
                 f"started with {records[0].episode_id!r}; one call stores one episode"
             )
+    _check_steps(records)
     return records
 
 

@@ -23,12 +23,21 @@ log = logging.getLogger(__name__)
 
 
 def as_state(state: State | str, key: str | None) -> State:
-    """A :class:`State` from a text (and key), or the state given (its key replaced)."""
+    """A :class:`State` from a text (and key), or the state given (its key replaced).
+
+    Raises:
+        TypeError: ``state`` is neither a text nor a State.
+        ValueError: the state's text is blank (a store would refuse the episode at its end).
+    """
     if isinstance(state, State):
-        return state if key is None else State(state.text, key)
-    if not isinstance(state, str):
+        out = state if key is None else State(state.text, key)
+    elif isinstance(state, str):
+        out = State(state, key)
+    else:
         raise TypeError(f"state must be a str or State, got {type(state).__name__}")
-    return State(state, key)
+    if not out.text.strip():
+        raise ValueError("the state's text is blank (describe the state in a few words)")
+    return out
 
 
 class Episode:

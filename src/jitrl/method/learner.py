@@ -87,6 +87,37 @@ class _View:
     """The caller's logits for ``candidates`` (``None``: the model scores)."""
 
 
+def _decision(
+    state: State,
+    view: _View,
+    base: Sequence[float],
+    logits: Sequence[float],
+    probs: Sequence[float],
+    index: int,
+    timing: tuple[float, float, dict[str, float]],
+    beta: float,
+    weight: float,
+) -> Decision:
+    """The record of one decision."""
+    llm_seconds, memory_seconds, usage = timing
+    return Decision(
+        state=state,
+        candidates=tuple(view.candidates),
+        base_logits=tuple(float(x) for x in base),
+        neighbours=tuple(view.neighbours),
+        estimates=view.estimates,
+        logits=tuple(float(x) for x in logits),
+        probs=tuple(float(p) for p in probs),
+        action=view.candidates[index],
+        proposed=tuple(view.proposed),
+        llm_seconds=llm_seconds,
+        memory_seconds=memory_seconds,
+        llm_usage=usage,
+        beta=beta,
+        prior_weight=weight,
+    )
+
+
 class JitRL:
     """Memory plus the closed-form policy correction.
 
@@ -199,15 +230,11 @@ class JitRL:
             logits: base logits ``z(a|s)``, one per candidate; omit to let ``model`` score them.
             key: exact state key (equal keys raise the similarity of two states).
             prompt: prompt for the model when ``logits`` is omitted, or a function that builds
-                it from the retrieved neighbours (in-context memory, the ``icl`` baseline).
-            valid: tells whether a memory-proposed action (not in ``candidates``) is valid now;
-                without it memory proposes nothing.
-            working: the current episode's earlier steps with their returns so far (see
-                :class:`Episode`); retrieved alongside the stored memory.
-            task_id: the current task (calibration of the model's weight, and
-                ``RetrievalConfig.exclude_own_task``).
-            looped: how often each action led back to a visited state from this state in this
-                episode (``ValueConfig.loop_penalty``).
+                it from the neighbours (memory in the prompt, the ``icl`` agent).
+            valid: tells whether a memory-proposed action is valid now (none proposed without).
+            working: the current episode's earlier steps valued so far (:class:`Episode`).
+            task_id: the current task (the model's weight, ``exclude_own_task``).
+            looped: how often each action looped from this state in this episode.
         """
         st = as_state(state, key)
         cands = _clean_candidates(candidates)
@@ -228,22 +255,9 @@ class JitRL:
             est = view.estimates
             self.calibration.observe(task, sample_of(base, est.q, est.counts))
         t_mem += time.perf_counter() - t1
-        return Decision(
-            state=st,
-            candidates=tuple(view.candidates),
-            base_logits=tuple(float(x) for x in base),
-            neighbours=tuple(view.neighbours),
-            estimates=view.estimates,
-            logits=tuple(float(x) for x in z),
-            probs=tuple(float(p) for p in probs),
-            action=view.candidates[idx],
-            proposed=tuple(view.proposed),
-            llm_seconds=llm_s,
-            memory_seconds=t_mem,
-            llm_usage=usage,
-            beta=self.config.policy.beta,
-            prior_weight=weight,
-        )
+        timing = (llm_s, t_mem, usage)
+        beta = self.config.policy.beta
+        return _decision(st, view, base, z.tolist(), probs.tolist(), idx, timing, beta, weight)
 
     def _memory_view(
         self,

@@ -46,6 +46,25 @@ class Player:
         self.close()
 
 
+def _memory(
+    spec: RunSpec,
+    keeps_memory: bool,
+    store: ExperienceStore | None,
+    stack: ExitStack,
+    reconcile: Callable[[ExperienceStore], object] | None,
+) -> ExperienceStore | None:
+    """The agent's store: the one given, else ``spec.memory`` opened (reconciled with the run
+    folder first); ``None`` for an agent that keeps no memory."""
+    if not keeps_memory:
+        return None
+    if store is None:
+        store = open_store(spec.memory)
+        stack.callback(store.close)
+    if reconcile is not None:
+        reconcile(store)
+    return store
+
+
 def open_player(
     spec: RunSpec,
     *,
@@ -85,14 +104,7 @@ def open_player(
         model = agent_model(spec.agent, spec.model, threads)
         if model is not None:
             stack.callback(model.close)
-        if described.keeps_memory:
-            if store is None:
-                store = open_store(spec.memory)
-                stack.callback(store.close)
-            if reconcile is not None:
-                reconcile(store)
-        else:
-            store = None
+        store = _memory(spec, described.keeps_memory, store, stack, reconcile)
         abstractor = None
         if spec.abstract_states and model is not None:
             cache = out / ABSTRACTION_CACHE if out is not None else None

@@ -191,7 +191,7 @@ def make_jobs(spec: CompareSpec, envs: dict[str, str], out: Path, threads: int) 
 
 def _warm_store(store: ExperienceStore, warm_from: str) -> None:
     """Fill a fresh store with a copy of ``warm_from``'s episodes (once: before any episode)."""
-    src = open_store(warm_from, create=False)
+    src = open_store(warm_from, create=False, read_only=True)
     try:
         result = add_episodes(store, group_episodes(src))
         log.info("warm start from %s: %s", warm_from, result)

@@ -70,6 +70,34 @@ def _step(env: TextEnv, action: str, info: StepInfo) -> StepResult:
         return "", 0.0, True, False, ended
 
 
+def _play(
+    env: TextEnv,
+    agent: Agent,
+    obs: str,
+    info: StepInfo,
+    index: int,
+    tally: _Tally,
+    on_step: StepCallback | None,
+) -> tuple[list[dict[str, Any]], StepInfo]:
+    """The steps of one episode: the agent acts, the environment answers, until it ends."""
+    trace: list[dict[str, Any]] = []
+    terminated = truncated = False
+    while not (terminated or truncated) and info.candidates:
+        decision = agent.act(obs, info, env.is_valid)
+        t0 = time.perf_counter()
+        action = env.resolve(decision.action)
+        obs, reward, terminated, truncated, info = _step(env, action, info)
+        tally.env_seconds += time.perf_counter() - t0
+        agent.reward(reward)
+        tally.add(decision, reward, env.task_id)
+        trace.append(decision_record(index, len(trace), decision, reward))
+        if action != decision.action:
+            trace[-1]["env_action"] = action
+        if on_step is not None:
+            on_step(1)
+    return trace, info
+
+
 def run_episode(
     env: TextEnv,
     agent: Agent,
@@ -103,23 +131,8 @@ def run_episode(
     obs, info = _reset(env, seed, "train" if learn else "test")
     tally = _Tally(env_seconds=time.perf_counter() - t_start)
     agent.begin(env.task_id, episode_id, learn=learn)
-    trace: list[dict[str, Any]] = []
-    terminated = truncated = False
-    while not (terminated or truncated) and info.candidates:
-        decision = agent.act(obs, info, env.is_valid)
-        t0 = time.perf_counter()
-        action = env.resolve(decision.action)
-        obs, reward, terminated, truncated, info = _step(env, action, info)
-        tally.env_seconds += time.perf_counter() - t0
-        agent.reward(reward)
-        tally.add(decision, reward, env.task_id)
-        trace.append(decision_record(index, len(trace), decision, reward))
-        if action != decision.action:
-            trace[-1]["env_action"] = action
-        if on_step is not None:
-            on_step(1)
-    failed = info.lost
-    agent.end(failed=failed)
+    trace, info = _play(env, agent, obs, info, index, tally, on_step)
+    agent.end(failed=info.lost)
     result = EpisodeResult(
         index=index,
         episode_id=episode_id,
@@ -130,7 +143,7 @@ def run_episode(
         steps=len(trace),
         reward=tally.reward,
         won=info.won,
-        lost=failed,
+        lost=info.lost,
         wall_seconds=time.perf_counter() - t_start,
         llm_seconds=tally.llm_seconds,
         memory_seconds=tally.memory_seconds,
