@@ -7,19 +7,73 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from jitrl.llm.base import Prompt
+from jitrl.llm.base import LanguageModel, Prompt
+from jitrl.memory.base import ExperienceStore
+from jitrl.method.config import JitRLConfig
 from jitrl.method.reflection import TrajectoryStep, reflect
-from jitrl.method.returns import discounted_returns, episode_returns, revisits, step_rewards
+from jitrl.method.returns import (
+    RewardUnits,
+    discounted_returns,
+    episode_returns,
+    revisits,
+    step_rewards,
+)
 from jitrl.method.types import Decision, Experience, Neighbour, State
 
-if TYPE_CHECKING:
-    from jitrl.method.learner import JitRL, PromptBuilder, Validator
-
 log = logging.getLogger(__name__)
+
+Validator = Callable[[str], bool]
+"""Tells whether an action the agent may take now (memory proposes actions of similar states)."""
+PromptBuilder = Callable[[Sequence[Neighbour]], Prompt]
+"""Builds the prompt once the neighbours are known (memory written into the prompt)."""
+
+
+class Indexed(Protocol):
+    """What an episode adds its records to (:class:`jitrl.retrieval.index.MemoryIndex`)."""
+
+    def add(self, experiences: Sequence[Experience]) -> None:
+        """Index more records."""
+        ...
+
+
+class Learner(Protocol):
+    """What an :class:`Episode` needs from its learner (:class:`jitrl.method.learner.JitRL`)."""
+
+    config: JitRLConfig
+    model: LanguageModel | None
+    store: ExperienceStore | None
+    shared: bool
+    reward_units: RewardUnits
+
+    @property
+    def index(self) -> Indexed:
+        """The searchable memory."""
+        ...
+
+    @property
+    def uses_memory(self) -> bool:
+        """Whether the learner keeps a memory."""
+        ...
+
+    def decide(
+        self,
+        state: State | str,
+        candidates: Sequence[str],
+        logits: Sequence[float] | None = None,
+        *,
+        key: str | None = None,
+        prompt: Prompt | PromptBuilder | None = None,
+        valid: Validator | None = None,
+        working: Sequence[Experience] = (),
+        task_id: str | None = None,
+        looped: Mapping[str, int] | None = None,
+    ) -> Decision:
+        """Correct the base distribution with memory and choose (see ``JitRL.decide``)."""
+        ...
 
 
 def as_state(state: State | str, key: str | None) -> State:
@@ -48,7 +102,7 @@ class Episode:
     it closes. With ``learn=False`` nothing is stored (a test episode: memory frozen).
     """
 
-    def __init__(self, jit: JitRL, task_id: str, episode_id: str, *, learn: bool = True) -> None:
+    def __init__(self, jit: Learner, task_id: str, episode_id: str, *, learn: bool = True) -> None:
         self.jit = jit
         self.task_id = task_id
         self.episode_id = episode_id
@@ -172,4 +226,4 @@ class Episode:
         self.finished = True
 
 
-__all__ = ["Episode", "Neighbour", "as_state"]
+__all__ = ["Episode", "Learner", "PromptBuilder", "Validator", "as_state"]

@@ -19,7 +19,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from jitrl.memory import open_store
 from jitrl.memory.base import ExperienceStore
 from jitrl.method.calibration import PriorCalibration, sample_of
 from jitrl.method.config import JitRLConfig
-from jitrl.method.episode import Episode, as_state
+from jitrl.method.episode import Episode, PromptBuilder, Validator, as_state
 from jitrl.method.policy import corrected_logits, select
 from jitrl.method.pruning import prune
 from jitrl.method.returns import RewardUnits
@@ -40,10 +40,6 @@ from jitrl.retrieval.index import MemoryIndex
 from jitrl.retrieval.persist import open_index, save_index
 
 log = logging.getLogger(__name__)
-
-Validator = Callable[[str], bool]
-PromptBuilder = Callable[[Sequence[Neighbour]], Prompt]
-"""Builds the prompt once the neighbours are known (memory written into the prompt)."""
 
 
 def _clean_candidates(candidates: Sequence[str]) -> list[str]:
@@ -342,4 +338,4 @@ class JitRL:
                 self.store.close()
 
 
-__all__ = ["Episode", "Estimates", "JitRL"]
+__all__ = ["Episode", "Estimates", "JitRL", "PromptBuilder", "Validator"]
