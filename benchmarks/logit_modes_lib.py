@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.special import softmax
+from scipy.stats import entropy, spearmanr
 
 from jitrl.llm import ScoreResult
 from jitrl.method.config import PolicyConfig
@@ -20,15 +22,12 @@ LENGTH_NORMALISE = PolicyConfig().length_normalise
 
 def distribution(logits: Sequence[float]) -> np.ndarray:
     """``softmax(logits)`` as float64."""
-    z = np.asarray(logits, dtype=np.float64)
-    e = np.exp(z - z.max())
-    return np.asarray(e / e.sum())
+    return np.asarray(softmax(np.asarray(logits, dtype=np.float64)))
 
 
 def kl(p: np.ndarray, q: np.ndarray) -> float:
-    """``KL(p || q)`` in nats (terms with ``p = 0`` count 0; rounding below 0 clipped)."""
-    mask = p > 0
-    return max(0.0, float(np.sum(p[mask] * (np.log(p[mask]) - np.log(q[mask])))))
+    """``KL(p || q)`` in nats (``scipy.stats.entropy``; rounding below 0 clipped)."""
+    return max(0.0, float(entropy(p, q)))
 
 
 def top1_agreement(p: np.ndarray, q: np.ndarray) -> float:
@@ -39,19 +38,12 @@ def top1_agreement(p: np.ndarray, q: np.ndarray) -> float:
     return sum(int(i) in p_best for i in q_best) / len(q_best)
 
 
-def ranks(values: Sequence[float]) -> np.ndarray:
-    """Ranks from 1; tied values share their mean rank."""
-    _, inverse, counts = np.unique(np.asarray(values), return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)
-    return np.asarray(((ends - counts + 1 + ends) / 2)[inverse], dtype=np.float64)
-
-
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    """Spearman rank correlation; 0.0 when either side is constant (no order to agree on)."""
-    ra, rb = ranks(a), ranks(b)
-    if len(ra) < 2 or ra.std() == 0 or rb.std() == 0:
+    """Spearman rank correlation (``scipy.stats.spearmanr``); 0.0 when either side is constant
+    (no order to agree on)."""
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return 0.0
-    return float(np.corrcoef(ra, rb)[0, 1])
+    return float(spearmanr(a, b).statistic)
 
 
 def fidelity(reference: ScoreResult, result: ScoreResult) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""The pure helpers of ``benchmarks/logit_modes_lib.py``: distributions, KL, agreement, ranks."""
+"""The pure helpers of ``benchmarks/logit_modes_lib.py``: distributions, KL, agreement, rank correlation."""
 
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ def test_top1_agreement_splits_ties_of_the_mode(bench: ModuleType) -> None:
     assert bench.top1_agreement(p, np.full(3, 1 / 3)) == pytest.approx(1 / 3)
 
 
-def test_ranks_share_ties_and_spearman(bench: ModuleType) -> None:
-    assert bench.ranks([3.0, 1.0, 3.0, 2.0]).tolist() == [3.5, 1.0, 3.5, 2.0]
+def test_spearman_with_ties_and_constants(bench: ModuleType) -> None:
+    assert bench.spearman([3.0, 1.0, 3.0, 2.0], [4.0, 1.0, 4.0, 2.0]) == pytest.approx(1.0)
     assert bench.spearman([1.0, 2.0, 3.0], [10.0, 20.0, 30.0]) == pytest.approx(1.0)
     assert bench.spearman([1.0, 2.0, 3.0], [3.0, 2.0, 1.0]) == pytest.approx(-1.0)
     assert bench.spearman([1.0, 2.0, 3.0], [5.0, 5.0, 5.0]) == 0.0
