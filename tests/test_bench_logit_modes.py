@@ -1,4 +1,4 @@
-"""The pure helpers of ``benchmarks/logit_modes_lib.py``: distributions, KL, agreement, rank correlation."""
+"""The pure helpers of ``benchmarks/logit_modes_lib.py``: distributions, KL, agreement."""
 
 from __future__ import annotations
 
