@@ -1,7 +1,7 @@
 """A scriptable OpenAI-compatible HTTP server for tests (http.server in a thread, loopback).
 
 :class:`FakeServer` answers every POST with what its ``responder`` returns for ``(path, body)``
-and records the requests. Helpers build chat replies and an echo "model" for
+and records the requests and their headers. Helpers build chat replies and an echo "model" for
 ``/v1/completions`` whose prompt log-probs are aligned or shifted like llama-cpp-python's.
 """
 
@@ -33,6 +33,8 @@ class Reply:
 
 
 Responder = Callable[[str, dict[str, Any]], Reply]
+FAST_RETRY = {"retry-after-ms": "1"}
+"""Headers asking the SDK to retry after 1 ms (instead of its backoff of 0.5 s and more)."""
 
 
 def scripted(*replies: Reply) -> Responder:
@@ -51,12 +53,15 @@ class FakeServer:
     def __init__(self, responder: Responder) -> None:
         self.responder = responder
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.headers: list[dict[str, str]] = []
+        """Headers of each request (lower-case names), in the order of ``requests``."""
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("content-length", 0)))
                 body = json.loads(raw or b"{}")
+                server.headers.append({k.lower(): v for k, v in self.headers.items()})
                 server.requests.append((self.path, body))
                 reply = server.responder(self.path, body)
                 time.sleep(reply.delay)
@@ -96,8 +101,9 @@ class FakeServer:
         return [path for path, _ in self.requests]
 
 
-def chat_reply(alternatives: dict[str, float] | None, text: str = "A") -> dict[str, Any]:
-    """A chat completion answering ``text``; with ``top_logprobs`` when ``alternatives``."""
+def chat_reply(alternatives: dict[str, float] | None, text: Any = "A") -> dict[str, Any]:
+    """A chat completion answering ``text`` (any JSON value: malformed answers too); with
+    ``top_logprobs`` when ``alternatives``."""
     logprobs = None
     if alternatives is not None:
         top = [{"token": t, "logprob": lp, "bytes": None} for t, lp in alternatives.items()]

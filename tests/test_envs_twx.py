@@ -8,7 +8,8 @@ import pytest
 
 from jitrl.envs import make_env
 from jitrl.envs.base import StepInfo, TextEnv
-from jitrl.envs.twx import TWXConfig, draw, parse_spec
+from jitrl.envs.instances import draw
+from jitrl.envs.twx import TWXConfig, parse_spec
 
 pytest.importorskip("textworld_express")
 

@@ -31,12 +31,9 @@ def _fsync_directory(folder: Path) -> None:
             os.close(fd)
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[str]], object]) -> None:
-    """Call ``write`` with a text file handle, then put the file at ``path`` in one rename.
-
-    The target keeps its permissions when it exists. On any error the temporary file is removed
-    and the target is left as it was.
-    """
+def _replace(path: str | os.PathLike[str], binary: bool, write: Callable[[Any], object]) -> None:
+    """Write a temporary file beside ``path`` with ``write(handle)``, sync it, rename it over
+    ``path``; the target keeps its permissions when it exists."""
     target = Path(path)
     try:
         mode = stat.S_IMODE(target.stat().st_mode)
@@ -46,7 +43,12 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[str]], object
         dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
     )
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
+        opened = (
+            os.fdopen(descriptor, "wb")
+            if binary
+            else os.fdopen(descriptor, "w", encoding="utf-8", newline="\n")
+        )
+        with opened as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
@@ -59,28 +61,23 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[str]], object
     _fsync_directory(target.parent)
 
 
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[str]], object]) -> None:
+    """Call ``write`` with a text file handle, then put the file at ``path`` in one rename.
+
+    The target keeps its permissions when it exists. On any error the temporary file is removed
+    and the target is left as it was.
+    """
+    _replace(path, False, write)
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Replace ``path`` with ``text`` in one rename (see :func:`atomic_write`)."""
-    atomic_write(path, lambda handle: handle.write(text))
+    _replace(path, False, lambda handle: handle.write(text))
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Replace ``path`` with ``data`` in one rename (a plot, an index file)."""
-    target = Path(path)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, NEW_FILE_MODE)
-        os.replace(temporary, target)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+    _replace(path, True, lambda handle: handle.write(data))
 
 
 def read_jsonl(

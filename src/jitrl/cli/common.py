@@ -43,6 +43,8 @@ USAGE_EXIT = 2
 FAILURE_EXIT = 1
 """Exit code of a failure inside jitrl (or of a run some of whose jobs failed)."""
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "openai")
+"""Libraries that log every request; kept at WARNING whatever the level asked for."""
 
 
 class CliError(Exception):
@@ -76,6 +78,8 @@ def setup_logging(level: str) -> None:
         handlers=[RichHandler(console=err_console, show_path=False, markup=False)],
         force=True,
     )
+    for chatty in QUIET_LOGGERS:  # a line per HTTP request, URLs and all: not at INFO
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLevelName(name)))
 
 
 def interactive() -> bool:

@@ -4,7 +4,7 @@ episode when the output is a file or a pipe (CI, nohup)."""
 from __future__ import annotations
 
 import time
-from types import TracebackType
+from typing import Any
 
 from jitrl.cli.common import console, interactive, progress_bar
 from jitrl.running.records import EpisodeResult
@@ -71,10 +71,5 @@ class EpisodeProgress:
         self.bar.__enter__()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.bar.__exit__(exc_type, exc, tb)
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.__exit__(*exc)

@@ -20,9 +20,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from jitrl.envs.base import BaseTextEnv, Fold, StepInfo, StepResult
-from jitrl.envs.jericho import normalise_observation
-from jitrl.envs.twx import draw
+from jitrl.envs.base import Fold, StepInfo, StepResult
+from jitrl.envs.instances import InstanceConfig, InstanceEnv, state_text
 from jitrl.method.types import State
 
 log = logging.getLogger(__name__)
@@ -33,24 +32,18 @@ _TASK_PREFIX = re.compile(r"^\s*task description:\s*", re.I)
 
 
 @dataclass(frozen=True)
-class ScienceWorldConfig:
+class ScienceWorldConfig(InstanceConfig):
     """Settings of a :class:`ScienceWorldEnv`."""
 
     task: str = "find-living-thing"
     """The task (``ScienceWorldEnv.get_task_names()``)."""
     simplifications: str = "easy"
     """ScienceWorld's simplification string (``easy``: teleporting, open doors, ...)."""
-    max_part_chars: int = 300
-    """Each part of the state text (task, room, inventory, observation) is cut to this many
-    characters."""
-    step_limit: int = 10_000
-    """The Java server's own step limit (episodes are cut by the run's ``max_steps``)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.task.strip():
             raise ValueError("a ScienceWorld task name is required (scienceworld:TASK)")
-        if self.max_part_chars < 1 or self.step_limit < 1:
-            raise ValueError("max_part_chars and step_limit must be >= 1")
 
 
 def _import_scienceworld() -> Any:
@@ -66,12 +59,14 @@ def _inventory(text: str) -> tuple[str, ...]:
     return tuple(items)
 
 
-class ScienceWorldEnv(BaseTextEnv):
+class ScienceWorldEnv(InstanceEnv):
     """A ScienceWorld task behind the :class:`~jitrl.envs.base.TextEnv` protocol.
 
     ``info.goal`` is the task description; ``info.extra`` carries ``"variation"``, ``"fold"``
     and ``"moves"``.
     """
+
+    name = "ScienceWorld"
 
     def __init__(self, config: ScienceWorldConfig | None = None) -> None:
         self.config = config if config is not None else ScienceWorldConfig()
@@ -88,7 +83,7 @@ class ScienceWorldEnv(BaseTextEnv):
                 f"unknown ScienceWorld task {self.config.task!r}; one of {', '.join(names)}"
             )
         self._env.load(self.config.task, 0, self.config.simplifications)
-        self._variations = {
+        self._folds = {
             "train": list(self._env.get_variations_train()),
             "dev": list(self._env.get_variations_dev()),
             "test": list(self._env.get_variations_test()),
@@ -104,9 +99,7 @@ class ScienceWorldEnv(BaseTextEnv):
 
     def reset(self, *, seed: int | None = None, fold: Fold = "train") -> tuple[str, StepInfo]:
         """Play the variation of ``fold`` that ``seed`` draws."""
-        if fold not in self._variations:
-            raise ValueError(f"fold must be train, dev or test, got {fold!r}")
-        self._variation = draw(seed or 0, self._variations[fold])
+        self._variation = self._draw(seed, fold)
         self._fold = fold
         self._env.load(
             self.config.task, self._variation, self.config.simplifications, generateGoldPath=True
@@ -126,23 +119,13 @@ class ScienceWorldEnv(BaseTextEnv):
         self._over = bool(done)
         return str(obs), reward, self._over, False, self._observe(str(obs), infos)
 
-    def close(self) -> None:
-        """Stop the Java server."""
-        env, self._env = self._env, None
-        if env is not None:
-            try:
-                env.close()
-            except Exception as exc:  # the server may be gone already
-                log.debug("closing ScienceWorld: %s", exc)
-
     def _observe(self, obs: str, infos: dict[str, Any]) -> StepInfo:
         task = _TASK_PREFIX.sub("", str(infos.get("taskDesc", "")))
         look = str(infos.get("look", ""))
         inventory_text = str(infos.get("inv", ""))
         room = _ROOM.search(look)
-        cap = self.config.max_part_chars
         parts = {"task": task, "room": look, "inventory": inventory_text, "observation": obs}
-        text = " | ".join(f"{k}: {normalise_observation(v, cap)}" for k, v in parts.items())
+        text = state_text(parts, self.config.max_part_chars)
         candidates = () if self._over else tuple(dict.fromkeys(infos.get("valid", ())))
         return self._remember(
             StepInfo(

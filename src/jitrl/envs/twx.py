@@ -16,14 +16,13 @@ observation, lower-cased; there is no exact key (the engine has no honest one to
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from jitrl.envs.base import BaseTextEnv, Fold, StepInfo, StepResult
-from jitrl.envs.jericho import normalise_observation
+from jitrl.envs.base import Fold, StepInfo, StepResult
+from jitrl.envs.instances import InstanceConfig, InstanceEnv, state_text
 from jitrl.method.types import State
 
 log = logging.getLogger(__name__)
@@ -45,20 +44,16 @@ _PARAM = re.compile(r"^[A-Za-z]+=[0-9A-Za-z.]+$")
 
 
 @dataclass(frozen=True)
-class TWXConfig:
+class TWXConfig(InstanceConfig):
     """Settings of a :class:`TWXEnv`."""
 
     game: str = "coin"
     """The game (see :data:`GAMES`)."""
     params: str = ""
     """Generation parameters, ``k=v`` comma-separated (e.g. ``numLocations=4``)."""
-    max_part_chars: int = 300
-    """Each part of the state text (task, room, inventory, observation) is cut to this many
-    characters."""
-    step_limit: int = 10_000
-    """The Java server's own step limit (episodes are cut by the run's ``max_steps``)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.game not in GAMES:
             raise ValueError(
                 f"unknown TextWorldExpress game {self.game!r}; one of {', '.join(GAMES)}"
@@ -66,8 +61,6 @@ class TWXConfig:
         for part in filter(None, self.params.split(",")):
             if not _PARAM.match(part.strip()):
                 raise ValueError(f"bad TextWorldExpress parameter {part!r}: use name=value")
-        if self.max_part_chars < 1 or self.step_limit < 1:
-            raise ValueError("max_part_chars and step_limit must be >= 1")
 
 
 def parse_spec(target: str) -> TWXConfig:
@@ -84,23 +77,19 @@ def _import_twx() -> Any:
     return TextWorldExpressEnv
 
 
-def draw(seed: int, choices: list[int]) -> int:
-    """The instance seed ``seed`` draws from a fold's valid seeds (a stable hash)."""
-    digest = hashlib.sha256(f"jitrl-instance-{seed}".encode()).digest()
-    return choices[int.from_bytes(digest[:8], "big") % len(choices)]
-
-
 def _inventory(text: str) -> tuple[str, ...]:
     lines = [ln.strip() for ln in text.splitlines()[1:] if ln.strip()]
     return tuple(ln for ln in lines if "empty" not in ln.lower())
 
 
-class TWXEnv(BaseTextEnv):
+class TWXEnv(InstanceEnv):
     """A TextWorldExpress game behind the :class:`~jitrl.envs.base.TextEnv` protocol.
 
     ``info.goal`` is the task description; ``info.extra`` carries ``"instance"`` (the instance
     seed played), ``"fold"``, ``"success"`` and ``"failure"``.
     """
+
+    name = "TextWorldExpress"
 
     def __init__(self, config: TWXConfig | None = None) -> None:
         self.config = config if config is not None else TWXConfig()
@@ -115,7 +104,7 @@ class TWXEnv(BaseTextEnv):
             raise RuntimeError(
                 f"TextWorldExpress could not start ({exc}); it needs Java 17"
             ) from exc
-        self._seeds = {
+        self._folds = {
             "train": list(self._env.getValidSeedsTrain()),
             "dev": list(self._env.getValidSeedsDev()),
             "test": list(self._env.getValidSeedsTest()),
@@ -130,9 +119,7 @@ class TWXEnv(BaseTextEnv):
 
     def reset(self, *, seed: int | None = None, fold: Fold = "train") -> tuple[str, StepInfo]:
         """Play the instance of ``fold`` that ``seed`` draws."""
-        if fold not in self._seeds:
-            raise ValueError(f"fold must be train, dev or test, got {fold!r}")
-        self._instance = draw(seed or 0, self._seeds[fold])
+        self._instance = self._draw(seed, fold)
         self._fold = fold
         obs, infos = self._env.reset(seed=self._instance, gameFold=fold, generateGoldPath=True)
         self._over = False
@@ -146,23 +133,13 @@ class TWXEnv(BaseTextEnv):
         self._over = bool(done)
         return str(obs), float(reward), self._over, False, self._observe(str(obs), infos)
 
-    def close(self) -> None:
-        """Stop the Java server."""
-        env, self._env = self._env, None
-        if env is not None:
-            try:
-                env.close()
-            except Exception as exc:  # the server may be gone already
-                log.debug("closing TextWorldExpress: %s", exc)
-
     def _observe(self, obs: str, infos: dict[str, Any]) -> StepInfo:
         task = str(infos.get("taskDescription", ""))
         look = str(infos.get("look", ""))
         inventory_text = str(infos.get("inventory", ""))
         room = _ROOM.search(look)
         parts = {"task": task, "room": look, "inventory": inventory_text, "observation": obs}
-        cap = self.config.max_part_chars
-        text = " | ".join(f"{k}: {normalise_observation(v, cap)}" for k, v in parts.items())
+        text = state_text(parts, self.config.max_part_chars)
         success, failure = bool(infos.get("tasksuccess")), bool(infos.get("taskfailure"))
         candidates = () if self._over else tuple(dict.fromkeys(infos.get("validActions", ())))
         return self._remember(

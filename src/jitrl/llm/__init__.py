@@ -6,10 +6,11 @@ Specs understood by :func:`load_model`:
 - ``"llamacpp:PATH.gguf"``: llama.cpp with the given GGUF file (ChatML template assumed);
 - ``"hf"``: transformers with the same embedded GGUF (dequantised to float32);
 - ``"hf:NAME_OR_PATH"``: transformers with a hub name, a model folder or a ``.gguf`` file;
-- ``"openai:MODEL@URL"``: :class:`~jitrl.llm.openai.OpenAIModel` on an OpenAI-compatible server,
-  e.g. ``"openai:smollm2@http://127.0.0.1:8000/v1"``; options may follow as a query,
-  ``"openai:MODEL@URL?mode=labelled&permutations=2"`` (keys: ``mode``, ``permutations``,
-  ``max_labels``, ``timeout``, ``max_retries``, ``api_key_env``; see
+- ``"openai:MODEL[@URL]"``: :class:`~jitrl.llm.openai.OpenAIModel` on an OpenAI-compatible
+  server, e.g. ``"openai:smollm2@http://127.0.0.1:8000/v1"``; without ``@URL`` the openai SDK
+  picks the endpoint (``$OPENAI_BASE_URL``, else ``https://api.openai.com/v1``). Options may
+  follow as a query, ``"openai:MODEL@URL?mode=labelled&permutations=2&timeout=30"`` (keys:
+  ``mode``, ``permutations``, ``max_labels``, ``timeout``, ``max_retries``, ``api_key_env``; see
   :class:`~jitrl.llm.openai.OpenAIConfig`). The key is read from ``$OPENAI_API_KEY`` (a dummy
   when unset, fine for local servers); building the model connects and settles the mode;
 - ``"scripted"``: :class:`~jitrl.llm.scripted.ScriptedModel` with no script (every candidate
@@ -41,7 +42,7 @@ VALID_SPECS = (
     f"{HF_SPEC}{_PATH_SEPARATOR}NAME_OR_PATH",
     SCRIPTED_SPEC,
     UNIFORM_SPEC,
-    f"{OPENAI_SPEC}{_PATH_SEPARATOR}MODEL@URL[?key=value&...]",
+    f"{OPENAI_SPEC}{_PATH_SEPARATOR}MODEL[@URL][?key=value&...]",
 )
 _FORMS = ", ".join(VALID_SPECS)
 
@@ -51,12 +52,13 @@ def load_model(spec: str, *, n_threads: int | None = None) -> LanguageModel:
 
     Args:
         spec: ``"llamacpp"``, ``"llamacpp:PATH.gguf"``, ``"hf"``, ``"hf:NAME_OR_PATH"``,
-            ``"openai:MODEL@URL[?key=value&...]"``, ``"scripted"`` or ``"uniform"``.
+            ``"openai:MODEL[@URL][?key=value&...]"``, ``"scripted"`` or ``"uniform"``.
         n_threads: CPU threads of the llama.cpp backend (``None``: all usable cores) or of torch
             (``None``: torch's default; process-wide); the scripted and openai backends ignore it.
 
     Raises:
-        ValueError: for an unknown spec or an empty path.
+        ValueError: for an unknown spec or an empty path, or (one line, naming the option and
+            what it allows) a bad ``openai`` option.
         LLMError: when an ``openai`` server cannot be reached or cannot give the mode asked.
     """
     name, sep, rest = spec.strip().partition(_PATH_SEPARATOR)

@@ -16,7 +16,7 @@ import errno
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -212,16 +212,22 @@ def group_episodes(records: Iterable[Experience]) -> dict[str, list[Experience]]
 
 
 def add_episodes(
-    store: ExperienceStore, episodes: Mapping[str, Sequence[Experience]]
+    store: ExperienceStore,
+    episodes: Mapping[str, Sequence[Experience]],
+    meta_of: Callable[[str], Mapping[str, Any] | None] | None = None,
 ) -> ImportResult:
-    """Store each episode atomically; episodes the store already holds are skipped."""
+    """Store each episode atomically; episodes the store already holds are skipped.
+
+    ``meta_of(episode_id)`` gives the metadata to keep with an episode (``None``: none).
+    """
     added = added_records = skipped = 0
     for episode_id, records in episodes.items():
         if store.has_episode(episode_id):
             skipped += 1
             continue
+        meta = meta_of(episode_id) if meta_of is not None else None
         try:
-            store.add_episode(records)
+            store.add_episode(records, meta=meta or None)
         except DuplicateEpisodeError:  # stored by a concurrent writer meanwhile
             skipped += 1
             continue

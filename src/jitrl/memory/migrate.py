@@ -3,32 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
 
-from jitrl.memory.base import DuplicateEpisodeError, ExperienceStore
-from jitrl.memory.jsonl import ImportResult, group_episodes
-from jitrl.method.types import Experience
+from jitrl.memory.base import ExperienceStore
+from jitrl.memory.jsonl import ImportResult, add_episodes, group_episodes
 
 logger = logging.getLogger(__name__)
-
-
-def _add_with_meta(
-    dst: ExperienceStore, src: ExperienceStore, episodes: Mapping[str, Sequence[Experience]]
-) -> ImportResult:
-    """:func:`~jitrl.memory.jsonl.add_episodes`, passing each episode's metadata along."""
-    added = added_records = skipped = 0
-    for episode_id, records in episodes.items():
-        if dst.has_episode(episode_id):
-            skipped += 1
-            continue
-        try:
-            dst.add_episode(records, meta=src.episode_meta(episode_id) or None)
-        except DuplicateEpisodeError:  # stored by a concurrent writer meanwhile
-            skipped += 1
-            continue
-        added += 1
-        added_records += len(records)
-    return ImportResult(episodes=added, experiences=added_records, skipped_episodes=skipped)
 
 
 def migrate(src: ExperienceStore, dst: ExperienceStore) -> ImportResult:
@@ -50,6 +29,6 @@ def migrate(src: ExperienceStore, dst: ExperienceStore) -> ImportResult:
     Raises:
         StoreError: reading ``src`` or writing ``dst`` failed; episodes added before stay.
     """
-    result = _add_with_meta(dst, src, group_episodes(src))
+    result = add_episodes(dst, group_episodes(src), meta_of=src.episode_meta)
     logger.info("migrated %r to %r: %s", src, dst, result)
     return result

@@ -11,8 +11,14 @@ by :attr:`OpenAIConfig.mode` (``auto`` picks the best the server supports at con
   token of a chat completion, averaged over several orders of the options;
 - ``verbal`` (:mod:`.verbal`): confidences the model writes as JSON, the last resort.
 
-Requests are retried with bounded exponential backoff (:mod:`.client`); what cannot be had
-raises :class:`~jitrl.llm.base.LLMError`. The SDK is imported only when a client is built.
+Endpoint, time bound and retries follow the SDK (:mod:`.client`): without ``@URL`` the SDK's
+own endpoint is used (``$OPENAI_BASE_URL``, else ``https://api.openai.com/v1``); each attempt
+of a request may wait up to :attr:`OpenAIConfig.timeout` seconds (default 60) for the server,
+and the SDK retries transient failures :attr:`OpenAIConfig.max_retries` times (default 2), so a
+request costs at worst ``timeout * (1 + max_retries)`` seconds (3 minutes by default) plus the
+SDK's short pauses between attempts. What cannot be had, including any malformed response,
+raises :class:`~jitrl.llm.base.LLMError` with a one-line message that never holds the API key.
+The SDK is imported only when a client is built.
 """
 
 from __future__ import annotations

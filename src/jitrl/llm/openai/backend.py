@@ -11,7 +11,7 @@ why each was passed over. A server that cannot be reached at all raises
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from jitrl.llm.base import LLMError, Prompt, ScoreResult
@@ -19,6 +19,7 @@ from jitrl.llm.openai.client import ApiClient
 from jitrl.llm.openai.config import Mode, OpenAIConfig
 from jitrl.llm.openai.exact import ExactScorer, ProbeReport
 from jitrl.llm.openai.labelled import LabelledScorer
+from jitrl.llm.openai.response import message_content
 from jitrl.llm.openai.verbal import VerbalScorer
 
 logger = logging.getLogger(__name__)
@@ -39,17 +40,10 @@ class OpenAIModel:
         probe: the exact mode's alignment probe report, when it ran and passed.
     """
 
-    def __init__(
-        self,
-        config: OpenAIConfig,
-        *,
-        sdk_client: Any = None,
-        sleep: Callable[[float], None] | None = None,
-    ) -> None:
-        """Connect and settle the mode. ``sdk_client`` and ``sleep`` replace the SDK client and
-        ``time.sleep`` (for tests)."""
+    def __init__(self, config: OpenAIConfig, *, sdk_client: Any = None) -> None:
+        """Connect and settle the mode. ``sdk_client`` replaces the SDK client (for tests)."""
         self.config = config
-        self.client = ApiClient(config, sdk_client, sleep)
+        self.client = ApiClient(config, sdk_client)
         self.fallbacks: list[str] = []
         self.probe: ProbeReport | None = None
         try:
@@ -58,7 +52,7 @@ class OpenAIModel:
             self.client.close()
             raise
         self.name = f"openai:{config.model}:{self.mode}"
-        logger.info("%s at %s", self.name, config.base_url)
+        logger.info("%s at %s", self.name, self.client.base_url)
 
     def score(self, prompt: Prompt, candidates: Sequence[str]) -> ScoreResult:
         """Log-probability of each candidate (how it is computed depends on :attr:`mode`)."""
@@ -82,9 +76,8 @@ class OpenAIModel:
             max_tokens=max_tokens,
             temperature=0.0,
         )
-        choices = getattr(response, "choices", None) or [None]
-        text = getattr(getattr(choices[0], "message", None), "content", None)
-        if not isinstance(text, str):
+        text = message_content(response)
+        if text is None:
             raise LLMError("the chat response has no message content")
         text = text.strip()
         if text.startswith(prompt.answer_prefix):

@@ -1,15 +1,18 @@
-"""Settings of the OpenAI-compatible backend, and the ``MODEL@URL?key=value`` spec parser.
+"""Settings of the OpenAI-compatible backend, and the ``MODEL[@URL][?key=value&...]`` parser.
 
 Every knob is a documented field of :class:`OpenAIConfig`; :meth:`OpenAIConfig.from_spec` builds
 one from the short spec string that :func:`jitrl.llm.load_model` receives after ``"openai:"``.
+Without ``@URL`` the SDK chooses the endpoint: ``$OPENAI_BASE_URL``, else OpenAI's API.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal, get_args
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 Mode = Literal["auto", "exact", "labelled", "verbal"]
 """How candidates are scored: see :class:`OpenAIConfig.mode`."""
@@ -18,13 +21,13 @@ MODES: tuple[str, ...] = get_args(Mode)
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 DUMMY_API_KEY = "sk-no-key-required"
 """Sent when the key's environment variable is unset: local servers ignore the key."""
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_MAX_RETRIES = 2
 CHATML_SYSTEM_TEMPLATE = "<|im_start|>system\n{system}<|im_end|>\n"
 CHATML_TURN_TEMPLATE = "<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n{answer_prefix}"
 CHATML_END_OF_TURN = "<|im_end|>"
 MAX_LABELS = 26
 """Labels are the letters ``A``-``Z``: at most this many options in one request."""
-SPEC_OPTIONS = ("mode", "permutations", "max_labels", "timeout", "max_retries", "api_key_env")
-"""Keys accepted in the query part of a spec (``openai:MODEL@URL?mode=labelled``)."""
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,9 @@ class OpenAIConfig:
 
     model: str
     """Model name sent with every request (``/v1/models`` lists what a server serves)."""
-    base_url: str = "https://api.openai.com/v1"
-    """Root of the API, ending in ``/v1`` (e.g. ``http://127.0.0.1:8000/v1``)."""
+    base_url: str | None = None
+    """Root of the API, ending in ``/v1`` (e.g. ``http://127.0.0.1:8000/v1``); ``None`` leaves
+    it to the SDK: ``$OPENAI_BASE_URL`` when set, else ``https://api.openai.com/v1``."""
     api_key_env: str = DEFAULT_API_KEY_ENV
     """Environment variable holding the API key; unset: a dummy key (fine for local servers)."""
     mode: Mode = "auto"
@@ -44,14 +48,14 @@ class OpenAIConfig:
     the one generated token; ``verbal``: the model writes a JSON object of confidences (last
     resort, for servers without log-probs); ``auto``: the first of exact, labelled, verbal that
     the server supports, chosen at connect time (the reasons are logged)."""
-    timeout: float = 60.0
-    """Seconds allowed for one request (connect, send, wait, read)."""
-    max_retries: int = 3
-    """Retries of a request after HTTP 429, HTTP 5xx, a timeout or a connection error."""
-    backoff_base: float = 0.5
-    """Seconds before the first retry; doubled at each further retry."""
-    backoff_cap: float = 8.0
-    """Longest wait between two attempts, in seconds (also caps a server's ``Retry-After``)."""
+    timeout: float = DEFAULT_TIMEOUT_S
+    """Seconds one attempt of a request may wait: the SDK client's ``timeout``, which bounds
+    connecting and every wait for the server (a server that stops answering is given up after
+    this long). A request costs at most ``timeout * (1 + max_retries)`` plus the SDK's waits
+    between attempts."""
+    max_retries: int = DEFAULT_MAX_RETRIES
+    """The SDK client's ``max_retries``: retries of a request after a timeout, a lost
+    connection, HTTP 408, 409, 429 or 5xx (with the SDK's backoff and ``Retry-After``)."""
     permutations: int = 4
     """Labelled mode: orders in which the options are shown; each option's log-prob is averaged
     over them. Small models give the first label a large share whatever it labels (SmolLM2:
@@ -84,14 +88,14 @@ class OpenAIConfig:
     """Exact mode: end-of-turn marker of the template (one special token of the model)."""
 
     def __post_init__(self) -> None:
+        url = self.base_url
         problems = [
             (not self.model.strip(), "model is empty"),
-            (not self.base_url.startswith(("http://", "https://")), "base_url must be http(s)"),
+            (url is not None and not url.startswith(("http://", "https://")), BAD_URL),
             (not self.api_key_env.strip(), "api_key_env is empty"),
             (self.mode not in MODES, f"mode must be one of {', '.join(MODES)}"),
-            (self.timeout <= 0, "timeout must be > 0"),
+            (not (math.isfinite(self.timeout) and self.timeout > 0), "timeout must be > 0"),
             (self.max_retries < 0, "max_retries must be >= 0"),
-            (self.backoff_base < 0 or self.backoff_cap < 0, "backoff times must be >= 0"),
             (self.permutations < 1, "permutations must be >= 1"),
             (not 2 <= self.max_labels <= MAX_LABELS, f"max_labels must be in [2, {MAX_LABELS}]"),
             (not 1 <= self.top_logprobs <= 20, "top_logprobs must be in [1, 20]"),
@@ -111,34 +115,85 @@ class OpenAIConfig:
 
     @classmethod
     def from_spec(cls, spec: str) -> OpenAIConfig:
-        """Parse ``MODEL@URL`` with an optional ``?key=value&...`` query (keys: SPEC_OPTIONS).
+        """Parse ``MODEL[@URL][?key=value&...]`` (query keys: :data:`SPEC_OPTIONS`).
 
-        Examples: ``smollm2@http://127.0.0.1:8000/v1``,
-        ``gpt-4o-mini@https://api.openai.com/v1?mode=labelled&permutations=2``.
+        Examples: ``gpt-4o-mini`` (the SDK's endpoint: ``$OPENAI_BASE_URL``, else OpenAI's),
+        ``smollm2@http://127.0.0.1:8000/v1``, ``smollm2@http://127.0.0.1:8000/v1?mode=labelled``,
+        ``gpt-4o-mini?mode=labelled&permutations=2&timeout=30&max_retries=1``.
 
         Raises:
-            ValueError: for a missing model or URL, an unknown key or a bad value.
+            ValueError: one line, for a missing model, an empty URL after ``@``, an unknown or
+                repeated option, or a value outside what the option allows (both named).
         """
-        model, at, rest = spec.strip().partition("@")
-        url, _, query = rest.partition("?")
-        if not (model and at and url):
-            raise ValueError(f"expected MODEL@URL[?key=value&...], got {spec!r}")
+        head, _, query = spec.strip().partition("?")
+        model, at, url = head.partition("@")
+        if not model.strip():
+            raise ValueError(f"the model name is empty; expected {SPEC_FORM}")
+        if at and not url.strip():
+            raise ValueError(f"the URL after '@' is empty; expected {SPEC_FORM}")
         options: dict[str, Any] = {}
-        types = {f.name: f.type for f in fields(cls)}
-        for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
-            if key not in SPEC_OPTIONS:
-                raise ValueError(f"unknown option {key!r} in {spec!r}; known: {SPEC_OPTIONS}")
-            options[key] = _convert(value, str(types[key]), key)
-        return cls(model=model, base_url=url.rstrip("/"), **options)
+        for key, value in _query_pairs(query):
+            if key in options:
+                raise ValueError(f"option {key!r} is given twice in the openai spec")
+            options[key] = _option_value(key, value)
+        return cls(model=model.strip(), base_url=url.strip().rstrip("/") or None, **options)
 
 
-def _convert(value: str, type_name: str, key: str) -> Any:
-    """A spec option's text as the field's type (``int``, ``float`` or text)."""
+@dataclass(frozen=True)
+class SpecOption:
+    """How a spec option's text becomes a value: ``parse`` it, check it is ``valid``;
+    ``allowed`` says what is accepted (for error messages)."""
+
+    parse: Callable[[str], Any]
+    valid: Callable[[Any], bool]
+    allowed: str
+
+
+SPEC_FORM = "openai:MODEL[@URL][?key=value&...]"
+BAD_URL = "base_url must be an http:// or https:// URL"
+SPEC_OPTIONS: dict[str, SpecOption] = {
+    "mode": SpecOption(str, lambda v: v in MODES, "one of " + ", ".join(MODES)),
+    "permutations": SpecOption(int, lambda v: v >= 1, "an integer >= 1"),
+    "max_labels": SpecOption(
+        int, lambda v: 2 <= v <= MAX_LABELS, f"an integer from 2 to {MAX_LABELS}"
+    ),
+    "timeout": SpecOption(
+        float, lambda v: math.isfinite(v) and v > 0, "a number of seconds > 0 (e.g. 60)"
+    ),
+    "max_retries": SpecOption(int, lambda v: v >= 0, "an integer >= 0"),
+    "api_key_env": SpecOption(
+        str, lambda v: bool(v.strip()), "the name of an environment variable"
+    ),
+}
+"""Keys accepted in the query part of a spec (``openai:MODEL@URL?mode=labelled``)."""
+
+
+def _query_pairs(query: str) -> list[tuple[str, str]]:
+    """``key=value`` pairs of a spec's query; ValueError (one line) for a malformed one."""
+    pairs = []
+    for part in query.split("&") if query else []:
+        key, eq, value = part.partition("=")
+        if not (key and eq):
+            raise ValueError(
+                f"malformed option {part!r} in the openai spec; expected key=value with key one "
+                f"of {', '.join(SPEC_OPTIONS)}"
+            )
+        pairs.append((unquote_plus(key), unquote_plus(value)))
+    return pairs
+
+
+def _option_value(key: str, text: str) -> Any:
+    """The value of spec option ``key`` given as ``text``; ValueError naming what is allowed."""
+    option = SPEC_OPTIONS.get(key)
+    if option is None:
+        raise ValueError(
+            f"unknown option {key!r} in the openai spec; known options: {', '.join(SPEC_OPTIONS)}"
+        )
     try:
-        if type_name == "int":
-            return int(value)
-        if type_name == "float":
-            return float(value)
-    except ValueError as exc:
-        raise ValueError(f"option {key}={value!r} is not a {type_name}") from exc
+        value = option.parse(text)
+        valid = option.valid(value)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ValueError(f"bad value {text!r} for option {key!r}: {key} must be {option.allowed}")
     return value

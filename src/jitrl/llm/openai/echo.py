@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from jitrl.llm.base import LLMError
+from jitrl.llm.openai.response import as_list, as_logprob, excerpt, field
 
 Verdict = Literal["aligned", "shifted", "unclear"]
 MIN_VOTES = 6
@@ -74,8 +75,11 @@ def locate_candidate(
     ASCII is compared loosely (servers drop the parts of a character split between tokens).
 
     Raises:
-        LLMError: when the entries do not end with the candidate on a token boundary.
+        LLMError: when the entries do not end with the candidate on a token boundary, or
+            ``n_generated`` is not between 0 and the number of entries.
     """
+    if not 0 <= n_generated <= len(tokens):
+        raise LLMError(f"the server reports {n_generated} generated tokens of {len(tokens)} echoed")
     end = len(tokens) - n_generated
     if end_of_turn is not None:
         if end < 1 or tokens[end - 1] not in ("", end_of_turn):
@@ -88,7 +92,7 @@ def locate_candidate(
     if _ascii(joined) != wanted or start == 0:
         raise LLMError(
             f"cannot find candidate {target!r} on a token boundary at the end of the echoed "
-            f"prompt (found {joined!r}); the prompt and candidate tokenise jointly"
+            f"prompt (found {excerpt(joined)}); the prompt and candidate tokenise jointly"
         )
     return slice(start, end)
 
@@ -106,16 +110,37 @@ def _ascii(text: str) -> str:
 
 
 def parse_echo(choice: Any) -> Echo:
-    """The echoed entries of an SDK completion choice (LLMError when they are missing)."""
-    logprobs = getattr(choice, "logprobs", None)
-    tokens = getattr(logprobs, "tokens", None)
-    values = getattr(logprobs, "token_logprobs", None)
-    top = getattr(logprobs, "top_logprobs", None) or [None] * len(tokens or ())
-    if not isinstance(tokens, list) or not isinstance(values, list) or len(values) != len(tokens):
+    """The echoed entries of a completion choice.
+
+    Log-probs are clamped (:func:`~jitrl.llm.openai.response.as_logprob`); alternatives that are
+    not ``{token: number}`` count as none.
+
+    Raises:
+        LLMError: when the tokens or their log-probs are missing or malformed.
+    """
+    logprobs = field(choice, "logprobs")
+    tokens = as_list(field(logprobs, "tokens"))
+    values = as_list(field(logprobs, "token_logprobs"))
+    if tokens is None or values is None or len(values) != len(tokens):
         raise LLMError("the completion has no echoed prompt log-probs (tokens/token_logprobs)")
-    if not isinstance(top, list) or len(top) != len(tokens):
+    if not all(isinstance(t, str) for t in tokens):
+        raise LLMError("the completion's echoed tokens are not all text")
+    raw_top = field(logprobs, "top_logprobs")
+    top = [None] * len(tokens) if raw_top is None or raw_top == [] else as_list(raw_top)
+    if top is None or len(top) != len(tokens):
         raise LLMError("the completion's top_logprobs do not match its tokens")
-    if not all(v is None or isinstance(v, int | float) for v in values):
+    clamped = [None if v is None else as_logprob(v) for v in values]
+    if any(c is None and v is not None for c, v in zip(clamped, values, strict=True)):
         raise LLMError("the completion's token_logprobs are not all numbers")
-    top_dicts = [t if isinstance(t, dict) else None for t in top]
-    return Echo([str(t) for t in tokens], values, top_dicts, getattr(choice, "finish_reason", None))
+    finish = field(choice, "finish_reason")
+    finish_reason = finish if isinstance(finish, str) else None
+    return Echo(tokens, clamped, [_alternatives(t) for t in top], finish_reason)
+
+
+def _alternatives(entry: Any) -> dict[str, float] | None:
+    """``{token: log-prob}`` of one entry's alternatives; None when it lists no usable one."""
+    if not isinstance(entry, dict):
+        return None
+    pairs = ((token, as_logprob(value)) for token, value in entry.items())
+    found = {token: value for token, value in pairs if isinstance(token, str) and value is not None}
+    return found or None

@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from jitrl.llm.base import LLMError, Prompt, ScoreResult
 from jitrl.llm.openai.client import ApiClient, Usage
@@ -38,6 +39,7 @@ from jitrl.llm.openai.echo import (
     locate_candidate,
     parse_echo,
 )
+from jitrl.llm.openai.response import as_count, as_list, excerpt, field
 
 logger = logging.getLogger(__name__)
 
@@ -177,12 +179,12 @@ class ExactScorer:
         )  # fmt: skip
         if usage is not None:
             usage.add(response)
-        choices = getattr(response, "choices", None)
-        if not isinstance(choices, list) or len(choices) != len(texts):
-            raise LLMError(f"expected {len(texts)} completion choice(s), got {choices!r:.200}")
-        ordered = sorted(choices, key=lambda c: getattr(c, "index", 0) or 0)
-        completion = getattr(getattr(response, "usage", None), "completion_tokens", None)
-        return [parse_echo(c) for c in ordered], completion if isinstance(completion, int) else None
+        choices = as_list(field(response, "choices"))
+        if choices is None or len(choices) != len(texts):
+            found = excerpt(choices if choices is not None else field(response, "choices"))
+            raise LLMError(f"expected {len(texts)} completion choice(s), got {found}")
+        completion = as_count(field(field(response, "usage"), "completion_tokens"))
+        return [parse_echo(c) for c in _in_prompt_order(choices)], completion
 
     def _accepts_lists(self, texts: list[str]) -> bool:
         """Whether the server answers a list prompt (llama-cpp-python's does not)."""
@@ -203,3 +205,18 @@ class ExactScorer:
         if any(v is None for v in values):
             raise LLMError(f"the server gave no log-prob for a token of candidate {candidate!r}")
         return float(sum(v for v in values if v is not None)), len(values)
+
+
+def _in_prompt_order(choices: list[Any]) -> list[Any]:
+    """The choices of a list prompt ordered by their ``index`` (0 to n - 1, each once).
+
+    Raises:
+        LLMError: when several choices do not carry exactly the indices 0 to n - 1.
+    """
+    if len(choices) == 1:
+        return choices
+    indices = [as_count(field(choice, "index")) for choice in choices]
+    if sorted(-1 if i is None else i for i in indices) != list(range(len(choices))):
+        raise LLMError(f"the completion choices' indices are not 0 to {len(choices) - 1}")
+    by_index = dict(zip(indices, choices, strict=True))
+    return [by_index[index] for index in range(len(choices))]

@@ -26,6 +26,13 @@ from typing import Any
 from jitrl.llm.base import LLMError, Prompt, ScoreResult
 from jitrl.llm.openai.client import ApiClient, Usage
 from jitrl.llm.openai.config import OpenAIConfig
+from jitrl.llm.openai.response import (
+    MIN_LOGPROB,
+    as_list,
+    as_number,
+    field,
+    first_choice,
+)
 
 LABELS = string.ascii_uppercase
 LABEL_PUNCTUATION = " \t\r\n.:)(]['\"*"
@@ -98,30 +105,36 @@ def label_logprobs(
 ) -> list[float]:
     """Log-prob of each label as the generated token, read from ``(token, logprob)`` pairs.
 
+    Non-finite log-probs are ignored; the others are clamped into ``[MIN_LOGPROB, 0]``.
+
     Raises:
         ValueError: when no alternative has a finite log-prob (nothing to read a floor from).
     """
-    finite = [(normalise_label(t), lp) for t, lp in alternatives if math.isfinite(lp)]
-    if not finite:
+    by_label: dict[str, list[float]] = {}
+    floor = math.inf
+    for token, logprob in alternatives:
+        if math.isfinite(logprob):
+            value = min(0.0, max(MIN_LOGPROB, logprob))
+            by_label.setdefault(normalise_label(token), []).append(value)
+            floor = min(floor, value)
+    if not by_label:
         raise ValueError("no finite log-probs among the alternatives")
-    floor = min(lp for _, lp in finite) - margin
-    result = []
-    for label in labels:
-        value = logsumexp([lp for token, lp in finite if token == label])
-        result.append(value if math.isfinite(value) else floor)
-    return result
+    return [logsumexp(by_label[label]) if label in by_label else floor - margin for label in labels]
 
 
 def parse_alternatives(response: Any) -> list[tuple[str, float]]:
     """``(token, logprob)`` pairs for the first generated token of a chat response: its
-    ``top_logprobs``, plus the generated token itself when they do not list it."""
-    choices = getattr(response, "choices", None) or [None]
-    content = getattr(getattr(choices[0], "logprobs", None), "content", None)
+    ``top_logprobs``, plus the generated token itself when they do not list it.
+
+    Raises:
+        LLMError: when the response has no such log-probs (whatever its shape).
+    """
+    content = as_list(field(field(first_choice(response, "chat"), "logprobs"), "content"))
     if not content:
         raise LLMError("the chat response has no log-probs (logprobs/top_logprobs unsupported?)")
     first = content[0]
-    top = [_pair(a) for a in getattr(first, "top_logprobs", None) or []]
-    valid = [pair for pair in top if pair is not None]
+    top = as_list(field(first, "top_logprobs")) or []
+    valid = [pair for pair in map(_pair, top) if pair is not None]
     if not valid:
         raise LLMError("the chat response lists no top_logprobs for the generated token")
     chosen = _pair(first)
@@ -131,10 +144,11 @@ def parse_alternatives(response: Any) -> list[tuple[str, float]]:
 
 
 def _pair(entry: Any) -> tuple[str, float] | None:
-    """``(token, logprob)`` of a log-prob entry, or None when either is missing."""
-    token, logprob = getattr(entry, "token", None), getattr(entry, "logprob", None)
-    if isinstance(token, str) and isinstance(logprob, int | float):
-        return token, float(logprob)
+    """``(token, logprob)`` of a log-prob entry, or None when either is missing or the log-prob
+    is not finite."""
+    token, logprob = field(entry, "token"), as_number(field(entry, "logprob"))
+    if isinstance(token, str) and logprob is not None and math.isfinite(logprob):
+        return token, logprob
     return None
 
 

@@ -6,9 +6,11 @@ tolerant: the first JSON object with label keys anywhere in the text (code fence
 it), else ``A: 0.7``-style pairs; keys like ``"a"``, ``"Option A"`` or ``"A. north"`` count, and
 numbers may be strings or percentages. Negative or non-finite values are dropped.
 :func:`confidences_to_logprobs` turns them into log-probs of a distribution: a label without a
-positive confidence gets half the smallest positive one. When nothing usable comes back, the
-options get a uniform distribution and a warning is logged. More than ``max_labels`` candidates
-go in balanced chunks, each normalised and weighted by its share of the candidates.
+positive confidence gets half the smallest positive one. When the answer has nothing usable (or
+the model wrote no text), the options get a uniform distribution and a warning is logged; a
+response without choices, or whose content is not text, raises
+:class:`~jitrl.llm.base.LLMError`. More than ``max_labels`` candidates go in balanced chunks,
+each normalised and weighted by its share of the candidates.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from jitrl.llm.base import Prompt, ScoreResult
 from jitrl.llm.openai.client import ApiClient, Usage
 from jitrl.llm.openai.config import OpenAIConfig
 from jitrl.llm.openai.labelled import LABELS, chunked, labelled_messages, log_normalise
+from jitrl.llm.openai.response import as_number, excerpt, message_content
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +37,8 @@ VERBAL_INSTRUCTION = (
 )
 MISSING_SHARE = 0.5
 """A label without a positive confidence gets this fraction of the smallest positive one."""
+MAX_ANSWER_CHARS = 20_000
+"""Characters of an answer searched for confidences (``verbal_max_tokens`` yields far fewer)."""
 _KEY = re.compile(r"^\W*(?:option\s+)?([A-Za-z])(?:\W.*)?$", re.IGNORECASE | re.DOTALL)
 _PAIR = re.compile(
     r"""(?<![A-Za-z0-9])["']?(?:option\s+)?([A-Za-z])["']?\s*[:=]\s*["']?"""
@@ -51,8 +56,6 @@ def _label_of(key: str, labels: Sequence[str]) -> str | None:
 
 def _number(value: Any) -> float | None:
     """A confidence: a number, or a numeric string (``"0.7"``, ``"70%"``); None otherwise."""
-    if isinstance(value, bool):
-        return None
     if isinstance(value, str):
         text = value.strip()
         scale = 0.01 if text.endswith("%") else 1.0
@@ -60,9 +63,8 @@ def _number(value: Any) -> float | None:
             value = float(text.rstrip("%").strip()) * scale
         except ValueError:
             return None
-    if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        return None
-    return float(value)
+    number = as_number(value)  # None for bools, NaN and non-numbers
+    return number if number is not None and math.isfinite(number) and number >= 0 else None
 
 
 def _from_json(text: str, labels: Sequence[str]) -> dict[str, float]:
@@ -71,7 +73,7 @@ def _from_json(text: str, labels: Sequence[str]) -> dict[str, float]:
     for match in re.finditer(r"\{", text):
         try:
             obj, _ = decoder.raw_decode(text, match.start())
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON there, or nested too deep
             continue
         if not isinstance(obj, dict):
             continue
@@ -102,12 +104,15 @@ def confidences_to_logprobs(
     confidences: dict[str, float], labels: Sequence[str]
 ) -> tuple[float, ...] | None:
     """Log-probs over ``labels`` from confidences; None when no confidence is positive."""
-    positive = [v for label, v in confidences.items() if label in labels and v > 0]
-    if not positive:
+    logs = {
+        label: math.log(v)
+        for label, v in confidences.items()
+        if label in labels and 0 < v < math.inf
+    }
+    if not logs:
         return None
-    floor = min(positive) * MISSING_SHARE
-    values = [confidences.get(label, 0.0) for label in labels]
-    return log_normalise([math.log(v if v > 0 else floor) for v in values])
+    floor = min(logs.values()) + math.log(MISSING_SHARE)  # in logs: no underflow to log(0)
+    return log_normalise([logs.get(label, floor) for label in labels])
 
 
 class VerbalScorer:
@@ -145,11 +150,11 @@ class VerbalScorer:
         )  # fmt: skip
         if usage is not None:
             usage.add(response)
-        choices = getattr(response, "choices", None) or [None]
-        text = getattr(getattr(choices[0], "message", None), "content", None)
+        text = message_content(response)
         labels = LABELS[: len(options)]
-        result = confidences_to_logprobs(parse_confidences(str(text or ""), labels), labels)
+        answer = (text or "")[:MAX_ANSWER_CHARS]
+        result = confidences_to_logprobs(parse_confidences(answer, labels), labels)
         if result is None:
-            logger.warning("verbal mode: no usable confidences in %r; uniform", str(text)[:200])
+            logger.warning("verbal mode: no usable confidences in %s; uniform", excerpt(text))
             return (-math.log(len(options)),) * len(options)
         return result
