@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -45,6 +47,12 @@ FAILURE_EXIT = 1
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "openai")
 """Libraries that log every request; kept at WARNING whatever the level asked for."""
+
+
+LogLevel = Annotated[str, typer.Option(help=f"logging level: {', '.join(LOG_LEVELS)}")]
+"""The ``--log-level`` option every long command has."""
+OutFolder = Annotated[Path, typer.Option(help="output folder (rerun into it to resume)")]
+"""The ``--out`` option of commands that write a folder."""
 
 
 class CliError(Exception):

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from jitrl.cli.common import app, console, fail, setup_logging
+from jitrl.cli.common import LogLevel, OutFolder, app, console, fail, setup_logging
 from jitrl.cli.options import with_settings
 from jitrl.cli.progress import EpisodeProgress
 from jitrl.running.compare import (
@@ -30,10 +30,8 @@ log = logging.getLogger(__name__)
 def compare(
     spec: CompareSpec,
     execution: ExecutionConfig,
-    out: Annotated[Path, typer.Option(help="output folder (rerun to resume)")] = Path(
-        "runs/compare"
-    ),
-    log_level: Annotated[str, typer.Option(help="logging level")] = "WARNING",
+    out: OutFolder = Path("runs/compare"),
+    log_level: LogLevel = "WARNING",
 ) -> None:
     """Compare agents on environments over seeds: learning curves, final scores and cost."""
     setup_logging(log_level)

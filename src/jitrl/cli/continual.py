@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
-
-import typer
 
 from jitrl.analysis.continual import render_continual
-from jitrl.cli.common import app, console, fail, setup_logging
+from jitrl.cli.common import LogLevel, OutFolder, app, console, fail, setup_logging
 from jitrl.cli.options import with_settings
 from jitrl.cli.progress import EpisodeProgress
 from jitrl.running.continual import ContinualSpec, phases, run_continual
@@ -24,10 +21,8 @@ def _total(spec: ContinualSpec) -> int:
 @with_settings
 def continual(
     spec: ContinualSpec,
-    out: Annotated[Path, typer.Option(help="output folder (rerun to resume)")] = Path(
-        "runs/continual"
-    ),
-    log_level: Annotated[str, typer.Option(help="logging level")] = "WARNING",
+    out: OutFolder = Path("runs/continual"),
+    log_level: LogLevel = "WARNING",
 ) -> None:
     """Learn tasks one after another with one memory: forward and backward transfer."""
     setup_logging(log_level)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from rich.table import Table
 
 from jitrl.agents import agent_spec
-from jitrl.cli.common import app, console, fail, setup_logging
+from jitrl.cli.common import LogLevel, OutFolder, app, console, fail, setup_logging
 from jitrl.cli.errors import describe
 from jitrl.cli.options import with_settings
 from jitrl.cli.progress import EpisodeProgress
@@ -96,10 +95,8 @@ def _absolute(memory: str) -> str:
 def run(
     spec: RunSpec,
     execution: ExecutionConfig,
-    out: Annotated[
-        Path, typer.Option(help="run folder for episodes, decisions and summary")
-    ] = Path("runs/latest"),
-    log_level: Annotated[str, typer.Option(help="logging level")] = "WARNING",
+    out: OutFolder = Path("runs/latest"),
+    log_level: LogLevel = "WARNING",
 ) -> None:
     """Play episodes with an agent; memory persists in the store between runs."""
     setup_logging(log_level)

@@ -7,7 +7,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Protocol
 
@@ -59,20 +59,9 @@ class Learner(Protocol):
         """Whether the learner keeps a memory."""
         ...
 
-    def decide(
-        self,
-        state: State | str,
-        candidates: Sequence[str],
-        logits: Sequence[float] | None = None,
-        *,
-        key: str | None = None,
-        prompt: Prompt | PromptBuilder | None = None,
-        valid: Validator | None = None,
-        working: Sequence[Experience] = (),
-        task_id: str | None = None,
-        looped: Mapping[str, int] | None = None,
-    ) -> Decision:
-        """Correct the base distribution with memory and choose (see ``JitRL.decide``)."""
+    @property
+    def decide(self) -> Callable[..., Decision]:
+        """Correct the base distribution with memory and choose (``JitRL.decide``)."""
         ...
 
 
