@@ -78,6 +78,7 @@ def test_export_writes_every_field(store: SQLiteStore, tmp_path: Path) -> None:
             "reward": record.reward,
             "ret": record.ret,
             "created_at": record.created_at,
+            "namespace": "default",
         }
         for record in records
     ]

@@ -374,7 +374,7 @@ record_parts = st.tuples(
     non_blank, st.none() | st.text(), non_blank, finite, finite, finite, st.text()
 )
 episodes_strategy = st.lists(
-    st.tuples(st.text(min_size=1), st.lists(record_parts, min_size=1, max_size=5)),
+    st.tuples(non_blank, st.lists(record_parts, min_size=1, max_size=5)),
     min_size=1,
     max_size=4,
     unique_by=lambda item: item[0],

@@ -105,6 +105,8 @@ class Setting:
         ok = _fits(self.kind, value)
         if not ok:
             raise SettingsError(f"{self.name}: expected {_describe(self.kind)}, got {value!r}")
+        if typing.get_origin(self.kind) is tuple:
+            return tuple(value)
         return float(value) if self.kind is float else value
 
 
@@ -125,6 +127,8 @@ def _convert(kind: Any, raw: str) -> Any:
             return float(raw)
         except ValueError:
             raise ValueError(f"expected a number, got {raw!r}") from None
+    if typing.get_origin(kind) is tuple:
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
     if typing.get_origin(kind) is Literal:
         allowed = [str(c) for c in typing.get_args(kind)]
         if raw not in allowed:
@@ -142,12 +146,16 @@ def _fits(kind: Any, value: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if typing.get_origin(kind) is Literal:
         return value in typing.get_args(kind)
+    if typing.get_origin(kind) is tuple:
+        return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
     return isinstance(value, str)
 
 
 def _describe(kind: Any) -> str:
     if typing.get_origin(kind) is Literal:
         return "one of " + ", ".join(str(c) for c in typing.get_args(kind))
+    if typing.get_origin(kind) is tuple:
+        return "a list of strings"
     return {bool: "true or false", int: "an integer", float: "a number"}.get(kind, "a string")
 
 

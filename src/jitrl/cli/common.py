@@ -45,8 +45,9 @@ USAGE_EXIT = 2
 FAILURE_EXIT = 1
 """Exit code of a failure inside jitrl (or of a run some of whose jobs failed)."""
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
-QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "openai")
-"""Libraries that log every request; kept at WARNING whatever the level asked for."""
+QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "openai", "py4j")
+"""Libraries that log every request (or, py4j, a harmless traceback on every TextWorldExpress
+shutdown); kept at WARNING whatever the level asked for."""
 
 
 LogLevel = Annotated[str, typer.Option(help=f"logging level: {', '.join(LOG_LEVELS)}")]

@@ -1,4 +1,4 @@
-"""``jitrl memory stats|export|import|backup|migrate``.
+"""``jitrl memory stats|export|import|backup|migrate|forget|upgrade``.
 
 Every command that works on one store names it with ``--memory STORE`` (a SQLite file or a
 ``postgresql://`` URL; default ``jitrl-memory.sqlite``, the store ``jitrl run`` uses), exactly
@@ -102,12 +102,20 @@ def memory_stats(
     console.print(table)
 
 
+NamespacesOption = Annotated[
+    list[str] | None,
+    typer.Option("--namespace", help="only this namespace (repeat for several)", min=1),
+]
+
+
 @memory_app.command("export")
 def memory_export(
     dest: Annotated[Path, typer.Argument(help="JSONL file to write", show_default=False)],
     memory: MemoryOption = DEFAULT_MEMORY,
+    namespace: NamespacesOption = None,
 ) -> None:
-    """Write every experience of a store as one JSON line (the store is only read)."""
+    """Write every experience of a store (or of some namespaces) as one JSON line (the store is
+    only read)."""
     if dest.is_dir():
         raise fail(f"{dest} is a folder (give a file path, e.g. {dest / 'memory.jsonl'})")
     if not dest.parent.is_dir():
@@ -116,7 +124,7 @@ def memory_export(
             "(create it first, or choose another path)"
         )
     with closing(_open_for_reading(memory)) as store:
-        count = export_jsonl(store, dest)
+        count = export_jsonl(store.in_namespaces(namespace), dest)
     console.print(
         f"exported {_plural(count, 'experience')} from {redact_url(memory)} to {dest}",
         highlight=False,
@@ -176,3 +184,43 @@ def memory_migrate(
     ):
         result = migrate(source, target)
     console.print(import_sentence(result, dst), highlight=False)
+
+
+@memory_app.command("forget")
+def memory_forget(
+    namespace: Annotated[
+        list[str], typer.Option("--namespace", help="the namespace to delete (repeatable)")
+    ],
+    memory: MemoryOption = DEFAULT_MEMORY,
+) -> None:
+    """Delete every episode of these namespaces (a user's, an agent's or a run's memory); each
+    episode goes in one transaction, other namespaces are untouched."""
+    with closing(_open_for_writing(memory)) as store:
+        ids = store.episode_ids(namespace)
+        for episode_id in ids:
+            store.delete_episode(episode_id)
+    console.print(
+        f"deleted {_plural(len(ids), 'episode')} of {', '.join(namespace)} from "
+        f"{redact_url(memory)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@memory_app.command("upgrade")
+def memory_upgrade(memory: MemoryOption = DEFAULT_MEMORY) -> None:
+    """Upgrade a store written by an older jitrl to this version's schema, in place (running
+    jitrl on it does the same; reading commands refuse an old store instead of writing it)."""
+    with closing(_open_for_writing(memory)) as store:
+        version = store.stats().schema_version
+    console.print(
+        f"{redact_url(memory)}: schema version {version}", highlight=False, soft_wrap=True
+    )
+
+
+def _open_for_writing(spec: str) -> ExperienceStore:
+    """The existing store ``spec``, opened for writing (never created)."""
+    path = _sqlite_path(spec)
+    if path is not None and not path.exists():
+        raise fail(f"no store at {spec} (check the path, or give --memory PATH)")
+    return open_store(spec)

@@ -37,6 +37,8 @@ def _panel(root: type, setting: Setting) -> str:
 def _shown(value: Any) -> str:
     if value is None:
         return "none"
+    if isinstance(value, tuple):
+        return ",".join(value) or "(empty)"
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 

@@ -8,7 +8,7 @@ transaction), so a crash never leaves half an episode behind.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -41,6 +41,7 @@ class StoreStats:
         actions: number of distinct actions.
         mean_return: mean of the stored returns (0.0 if empty).
         schema_version: the store's schema version.
+        namespaces: number of distinct namespaces.
     """
 
     experiences: int
@@ -50,6 +51,7 @@ class StoreStats:
     actions: int
     mean_return: float
     schema_version: int
+    namespaces: int = 1
 
 
 class ExperienceStore:
@@ -94,9 +96,17 @@ class ExperienceStore:
         """Whether an episode with this id is stored."""
         return episode_id in self.episode_ids()
 
-    def episode_ids(self) -> list[str]:
-        """Ids of the stored episodes, in storage order."""
-        return list(dict.fromkeys(record.episode_id for record in self))
+    def episode_ids(self, namespaces: Collection[str] | None = None) -> list[str]:
+        """Ids of the stored episodes, in storage order (of these namespaces only, if given)."""
+        return list(dict.fromkeys(record.episode_id for record in self.in_namespaces(namespaces)))
+
+    def in_namespaces(self, namespaces: Collection[str] | None) -> Iterator[Experience]:
+        """The stored experiences of these namespaces (all of them for ``None``), in storage
+        order."""
+        if namespaces is None:
+            return iter(self)
+        wanted = frozenset(namespaces)
+        return (record for record in self if record.namespace in wanted)
 
     def experiences_of(self, episode_ids: Sequence[str]) -> list[Experience]:
         """The records of these episodes in the order of ``episode_ids`` (unknown ids skipped),

@@ -3,7 +3,8 @@
 Each line holds every field of an :class:`~jitrl.method.types.Experience`, the state as an object::
 
     {"episode_id": "e1", "step": 0, "task_id": "zork1", "state": {"text": "...", "key": null},
-     "action": "open mailbox", "reward": 0.0, "ret": 4.5, "created_at": 1718000000.0}
+     "action": "open mailbox", "reward": 0.0, "ret": 4.5, "created_at": 1718000000.0,
+     "namespace": "default"}
 
 Floats are written with Python's shortest round-trip representation, so an export followed by an
 import reproduces every record exactly. Exports are written to a temporary file in the target's
@@ -24,12 +25,12 @@ from typing import IO, Any
 from jitrl.fileio import atomic_write
 from jitrl.memory.base import DuplicateEpisodeError, ExperienceStore
 from jitrl.memory.validation import validate_episode, validate_experience
-from jitrl.method.types import Experience, State
+from jitrl.method.types import DEFAULT_NAMESPACE, Experience, State
 
 logger = logging.getLogger(__name__)
 
 _REQUIRED_KEYS = frozenset({"episode_id", "step", "state", "action", "ret"})
-_OPTIONAL_KEYS = frozenset({"task_id", "reward", "created_at"})
+_OPTIONAL_KEYS = frozenset({"task_id", "reward", "created_at", "namespace"})
 _STATE_KEYS = frozenset({"text", "key"})
 
 
@@ -59,13 +60,15 @@ def experience_to_json(experience: Experience) -> dict[str, Any]:
         "reward": experience.reward,
         "ret": experience.ret,
         "created_at": experience.created_at,
+        "namespace": experience.namespace,
     }
 
 
 def experience_from_json(obj: object) -> Experience:
     """Parse and validate one JSON object written by :func:`experience_to_json`.
 
-    ``task_id``, ``reward`` and ``created_at`` may be omitted (dataclass defaults); unknown
+    ``task_id``, ``reward``, ``created_at`` and ``namespace`` may be omitted (dataclass
+    defaults: a file written before namespaces existed lands in ``default``); unknown
     keys are refused so that typos do not pass silently.
 
     Raises:
@@ -89,6 +92,7 @@ def experience_from_json(obj: object) -> Experience:
         task_id=obj.get("task_id", ""),
         reward=obj.get("reward", 0.0),
         created_at=obj.get("created_at", 0.0),
+        namespace=obj.get("namespace", DEFAULT_NAMESPACE),
     )
     validate_experience(raw)
     return Experience(
@@ -100,6 +104,7 @@ def experience_from_json(obj: object) -> Experience:
         task_id=raw.task_id,
         reward=float(raw.reward),
         created_at=float(raw.created_at),
+        namespace=raw.namespace,
     )
 
 

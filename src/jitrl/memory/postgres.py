@@ -31,7 +31,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -49,6 +49,7 @@ from jitrl.memory.postgres_schema import (
     import_psycopg,
     prepare_schema,
     redact_url,
+    use_schema,
 )
 from jitrl.memory.validation import meta_to_json, validate_episode
 from jitrl.method.types import Experience, State
@@ -62,29 +63,34 @@ _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 __all__ = ["PostgresConfig", "PostgresStore"]
 
 _INSERT_EPISODE = (
-    "INSERT INTO episodes (episode_id, task_id, steps, total_reward, created_at, meta) "
-    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (episode_id) DO NOTHING RETURNING seq"
+    "INSERT INTO episodes (episode_id, task_id, steps, total_reward, created_at, meta, "
+    "namespace) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (episode_id) DO NOTHING RETURNING seq"
 )
 _INSERT_EXPERIENCE = (
     "INSERT INTO experiences (episode_seq, position, episode_id, step, task_id, state_text, "
-    "state_key, action, reward, ret, created_at) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    "state_key, action, reward, ret, created_at, namespace) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+_COLUMNS = (
+    "episode_seq, position, episode_id, step, task_id, state_text, state_key, action, "
+    "reward, ret, created_at, namespace"
 )
 _SELECT_BATCH = (
-    "SELECT episode_seq, position, episode_id, step, task_id, state_text, state_key, action, "
-    "reward, ret, created_at FROM experiences "
+    f"SELECT {_COLUMNS} FROM experiences "
     "WHERE (episode_seq, position) > (%s, %s) AND episode_seq <= %s "
     "ORDER BY episode_seq, position LIMIT %s"
 )
 _SELECT_EPISODES = (
-    "SELECT episode_seq, position, episode_id, step, task_id, state_text, state_key, action, "
-    "reward, ret, created_at FROM experiences WHERE episode_id = ANY(%s) "
-    "ORDER BY episode_seq, position"
+    f"SELECT {_COLUMNS} FROM experiences WHERE episode_id = ANY(%s) ORDER BY episode_seq, position"
+)
+_SELECT_EPISODE_IDS = (
+    "SELECT episode_id FROM episodes WHERE %s::text[] IS NULL OR namespace = ANY(%s) ORDER BY seq"
 )
 _STATS = (
     "SELECT count(*), (SELECT count(*) FROM episodes), count(DISTINCT task_id), "
     "count(DISTINCT state_text), count(DISTINCT action), coalesce(avg(ret), 0.0), "
-    "(SELECT version FROM jitrl_schema_version) FROM experiences"
+    "(SELECT version FROM jitrl_schema_version), count(DISTINCT namespace) FROM experiences"
 )
 
 
@@ -127,19 +133,6 @@ class PostgresConfig:
             )
 
 
-def _use_schema(conn: Connection[Any], where: str, schema: str, create: bool) -> None:
-    """Point ``conn``'s ``search_path`` at ``schema`` (created first when missing and
-    ``create``; an existing schema needs no CREATE privilege on the database)."""
-    from psycopg import sql
-
-    found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
-    if found is None and not create:
-        raise StoreError(f"{where}: no jitrl store in schema {schema!r} (it does not exist)")
-    if found is None:
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-    conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
-
-
 def _connect(url: str, where: str, config: PostgresConfig, create: bool) -> Connection[Any]:
     """Connect (autocommit), check the database and create or migrate jitrl's tables."""
     psycopg = import_psycopg()
@@ -158,7 +151,7 @@ def _connect(url: str, where: str, config: PostgresConfig, create: bool) -> Conn
         raise StoreError(f"cannot connect to PostgreSQL at {where}: {exc}") from exc
     try:
         if config.schema is not None:
-            _use_schema(conn, where, config.schema, create)
+            use_schema(conn, where, config.schema, create)
         prepare_schema(conn, where, create)
     except psycopg.Error as exc:
         conn.close()
@@ -171,7 +164,7 @@ def _connect(url: str, where: str, config: PostgresConfig, create: bool) -> Conn
 
 def _row_to_experience(row: tuple[Any, ...]) -> Experience:
     """Build an :class:`Experience` from a ``_SELECT_BATCH`` row."""
-    _, _, episode_id, step, task_id, text, key, action, reward, ret, created_at = row
+    _, _, episode_id, step, task_id, text, key, action, reward, ret, created_at, space = row
     return Experience(
         state=State(text=decode_text(text), key=None if key is None else decode_text(key)),
         action=decode_text(action),
@@ -181,6 +174,7 @@ def _row_to_experience(row: tuple[Any, ...]) -> Experience:
         task_id=decode_text(task_id),
         reward=float(reward),
         created_at=float(created_at),
+        namespace=decode_text(space),
     )
 
 
@@ -199,6 +193,7 @@ def _experience_row(seq: int, position: int, record: Experience) -> tuple[object
         float(record.reward),
         float(record.ret),
         float(record.created_at),
+        encode_text(record.namespace),
     )
 
 
@@ -286,6 +281,7 @@ class PostgresStore(ExperienceStore):
             sum(float(record.reward) for record in records),
             time.time(),
             meta_to_json(meta),
+            encode_text(records[0].namespace),
         )
         with self._session(f"storing episode {episode_id!r}") as conn, conn.transaction():
             inserted = conn.execute(_INSERT_EPISODE, episode_row).fetchone()
@@ -337,10 +333,11 @@ class PostgresStore(ExperienceStore):
             ).fetchone()
         return row is not None
 
-    def episode_ids(self) -> list[str]:
-        """Ids of the stored episodes, in storage order."""
+    def episode_ids(self, namespaces: Collection[str] | None = None) -> list[str]:
+        """Ids of the stored episodes, in storage order (of these namespaces only, if given)."""
+        wanted = None if namespaces is None else [encode_text(n) for n in sorted(namespaces)]
         with self._session("listing episodes") as conn:
-            rows = conn.execute("SELECT episode_id FROM episodes ORDER BY seq").fetchall()
+            rows = conn.execute(_SELECT_EPISODE_IDS, (wanted, wanted)).fetchall()
         return [decode_text(episode_id) for (episode_id,) in rows]
 
     def experiences_of(self, episode_ids: Sequence[str]) -> list[Experience]:
@@ -377,7 +374,7 @@ class PostgresStore(ExperienceStore):
         with self._session("computing statistics") as conn:
             row = conn.execute(_STATS).fetchone()
         assert row is not None
-        experiences, episodes, tasks, states, actions, mean, version = row
+        experiences, episodes, tasks, states, actions, mean, version, spaces = row
         return StoreStats(
             experiences=int(experiences),
             episodes=int(episodes),
@@ -386,6 +383,7 @@ class PostgresStore(ExperienceStore):
             actions=int(actions),
             mean_return=float(mean),
             schema_version=int(version),
+            namespaces=int(spaces),
         )
 
     def close(self) -> None:

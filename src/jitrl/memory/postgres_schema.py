@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 INSTALL_HINT: Final = "PostgreSQL stores need psycopg 3: pip install 'jitrl[postgres]'"
 #: Schema version written by this code; stores with another version are migrated or refused.
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 #: Value of ``jitrl_schema_version.application`` in every jitrl store.
 APPLICATION: Final = "jitrl"
 VERSION_TABLE: Final = "jitrl_schema_version"
@@ -53,6 +53,11 @@ def import_psycopg() -> ModuleType:
     return psycopg
 
 
+_NAMESPACE_INDEXES: Final = (
+    "CREATE INDEX episodes_namespace ON episodes (namespace)",
+    "CREATE INDEX experiences_namespace ON experiences (namespace)",
+)
+
 _SCHEMA: tuple[str, ...] = (
     f"""CREATE TABLE {VERSION_TABLE} (
         singleton   boolean PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -67,7 +72,8 @@ _SCHEMA: tuple[str, ...] = (
         steps        integer NOT NULL,
         total_reward double precision NOT NULL,
         created_at   double precision NOT NULL,
-        meta         json NOT NULL DEFAULT '{}'
+        meta         json NOT NULL DEFAULT '{}',
+        namespace    text NOT NULL DEFAULT 'default'
     )""",
     """CREATE TABLE experiences (
         episode_seq bigint NOT NULL REFERENCES episodes (seq),
@@ -81,14 +87,25 @@ _SCHEMA: tuple[str, ...] = (
         reward      double precision NOT NULL,
         ret         double precision NOT NULL,
         created_at  double precision NOT NULL,
+        namespace   text NOT NULL DEFAULT 'default',
         PRIMARY KEY (episode_seq, position)
     )""",
     "CREATE INDEX experiences_state_key ON experiences (state_key)",
     "CREATE INDEX experiences_episode_id ON experiences (episode_id)",
+    *_NAMESPACE_INDEXES,
 )
 
+
+def _add_namespaces(conn: Connection[Any]) -> None:
+    """Version 1 → 2: every episode and record gets a namespace (``default`` for the old ones)."""
+    for table in ("episodes", "experiences"):
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN namespace text NOT NULL DEFAULT 'default'")
+    for statement in _NAMESPACE_INDEXES:
+        conn.execute(statement)
+
+
 #: Schema upgrades: ``_MIGRATIONS[v]`` turns a version-``v`` store into a version ``v + 1`` one.
-_MIGRATIONS: Mapping[int, Callable[[Connection[Any]], None]] = {}
+_MIGRATIONS: Mapping[int, Callable[[Connection[Any]], None]] = {1: _add_namespaces}
 
 _PROBE = """
     SELECT current_schema(), name, n.nspname
@@ -179,7 +196,7 @@ def migrate_schema(conn: Connection[Any], from_version: int) -> None:
 
     Runs inside the caller's transaction (an upgrade is all-or-nothing) and applies
     ``_MIGRATIONS[v]`` for every ``v`` from ``from_version`` up, then updates the version row.
-    Version 1 is the first schema, so there are no steps yet.
+    Version 2 added namespaces (version-1 records land in ``default``).
 
     Raises:
         StoreError: ``from_version`` is newer than this code or has no upgrade path.
@@ -267,3 +284,16 @@ def redact_url(url: str) -> str:
         netloc = f"{user}{':***' if colon else ''}@{hosts}"
     query = _QUERY_PASSWORD.sub(r"\1\2***", parts.query)
     return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def use_schema(conn: Connection[Any], where: str, schema: str, create: bool) -> None:
+    """Point ``conn``'s ``search_path`` at ``schema`` (created first when missing and
+    ``create``; an existing schema needs no CREATE privilege on the database)."""
+    from psycopg import sql
+
+    found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+    if found is None and not create:
+        raise StoreError(f"{where}: no jitrl store in schema {schema!r} (it does not exist)")
+    if found is None:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+    conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))

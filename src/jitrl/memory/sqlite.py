@@ -35,7 +35,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,14 +48,8 @@ from jitrl.memory.base import (
     StoreStats,
     order_by_episode,
 )
-from jitrl.memory.sqlite_schema import (
-    APPLICATION_ID,
-    SCHEMA_VERSION,
-    connect_read_only,
-    connect_read_write,
-    migrate_schema,
-    rollback,
-)
+from jitrl.memory.sqlite_connect import connect_read_only, connect_read_write
+from jitrl.memory.sqlite_schema import APPLICATION_ID, SCHEMA_VERSION, migrate_schema, rollback
 from jitrl.memory.validation import meta_to_json, validate_episode
 from jitrl.method.types import Experience, State
 
@@ -72,24 +66,29 @@ __all__ = [
 _SYNCHRONOUS_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 
 _INSERT_EPISODE = (
-    "INSERT INTO episodes (episode_id, task_id, steps, total_reward, created_at, meta) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO episodes (episode_id, task_id, steps, total_reward, created_at, meta, "
+    "namespace) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_EXPERIENCE = (
     "INSERT INTO experiences (episode_id, step, task_id, state_text, state_key, action, reward, "
-    "ret, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "ret, created_at, namespace) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_SELECT_BATCH = (
-    "SELECT id, episode_id, step, task_id, state_text, state_key, action, reward, ret, "
-    "created_at FROM experiences WHERE id > ? AND id <= ? ORDER BY id LIMIT ?"
+_COLUMNS = (
+    "id, episode_id, step, task_id, state_text, state_key, action, reward, ret, created_at, "
+    "namespace"
 )
+_SELECT_BATCH = f"SELECT {_COLUMNS} FROM experiences WHERE id > ? AND id <= ? ORDER BY id LIMIT ?"
 _SELECT_EPISODES = (
-    "SELECT id, episode_id, step, task_id, state_text, state_key, action, reward, ret, "
-    "created_at FROM experiences WHERE episode_id IN (SELECT value FROM json_each(?)) ORDER BY id"
+    f"SELECT {_COLUMNS} FROM experiences "
+    "WHERE episode_id IN (SELECT value FROM json_each(?)) ORDER BY id"
+)
+_SELECT_EPISODE_IDS = (
+    "SELECT episode_id FROM episodes WHERE ? IS NULL OR namespace IN "
+    "(SELECT value FROM json_each(?)) ORDER BY rowid"
 )
 _STATS = (
     "SELECT count(*), count(DISTINCT task_id), count(DISTINCT state_text), "
-    "count(DISTINCT action), coalesce(avg(ret), 0.0) FROM experiences"
+    "count(DISTINCT action), coalesce(avg(ret), 0.0), count(DISTINCT namespace) FROM experiences"
 )
 
 
@@ -129,7 +128,7 @@ class SQLiteConfig:
 
 def _row_to_experience(row: tuple[Any, ...]) -> Experience:
     """Build an :class:`Experience` from a ``_SELECT_BATCH`` row."""
-    _, episode_id, step, task_id, text, key, action, reward, ret, created_at = row
+    _, episode_id, step, task_id, text, key, action, reward, ret, created_at, namespace = row
     return Experience(
         state=State(text=text, key=key),
         action=action,
@@ -139,6 +138,7 @@ def _row_to_experience(row: tuple[Any, ...]) -> Experience:
         task_id=task_id,
         reward=float(reward),
         created_at=float(created_at),
+        namespace=namespace,
     )
 
 
@@ -154,6 +154,7 @@ def _experience_row(record: Experience) -> tuple[object, ...]:
         float(record.reward),
         float(record.ret),
         float(record.created_at),
+        record.namespace,
     )
 
 
@@ -261,6 +262,7 @@ class SQLiteStore(ExperienceStore):
             sum(float(record.reward) for record in records),
             time.time(),
             meta_json,
+            records[0].namespace,
         )
         with self._session(f"storing episode {episode_id!r}", write=True) as conn:
             conn.execute("BEGIN IMMEDIATE")
@@ -311,10 +313,12 @@ class SQLiteStore(ExperienceStore):
             row = conn.execute("SELECT 1 FROM episodes WHERE episode_id = ?", (episode_id,))
             return row.fetchone() is not None
 
-    def episode_ids(self) -> list[str]:
-        """Ids of the stored episodes, in the order they were stored."""
+    def episode_ids(self, namespaces: Collection[str] | None = None) -> list[str]:
+        """Ids of the stored episodes, in the order they were stored (of these namespaces only,
+        if given)."""
+        wanted = None if namespaces is None else json.dumps(sorted(namespaces))
         with self._session("listing episodes") as conn:
-            rows = conn.execute("SELECT episode_id FROM episodes ORDER BY rowid").fetchall()
+            rows = conn.execute(_SELECT_EPISODE_IDS, (wanted, wanted)).fetchall()
         return [episode_id for (episode_id,) in rows]
 
     def experiences_of(self, episode_ids: Sequence[str]) -> list[Experience]:
@@ -355,7 +359,7 @@ class SQLiteStore(ExperienceStore):
         with self._session("computing statistics") as conn:
             conn.execute("BEGIN")
             try:
-                experiences, tasks, states, actions, mean = conn.execute(_STATS).fetchone()
+                experiences, tasks, states, actions, mean, spaces = conn.execute(_STATS).fetchone()
                 (episodes,) = conn.execute("SELECT count(*) FROM episodes").fetchone()
                 (version,) = conn.execute("PRAGMA user_version").fetchone()
             finally:
@@ -368,6 +372,7 @@ class SQLiteStore(ExperienceStore):
             actions=int(actions),
             mean_return=float(mean),
             schema_version=int(version),
+            namespaces=int(spaces),
         )
 
     def backup_to(self, target: SQLiteStore | sqlite3.Connection) -> None:

@@ -8,7 +8,8 @@ before a store is even opened. The rules:
   blank (empty or only whitespace, as :func:`is_blank` says);
 - returns, rewards and times are finite real numbers (``bool`` is refused);
 - the steps of one episode are exactly ``0, 1, ..., n - 1``, in that order;
-- all records of an episode share one ``episode_id``.
+- all records of an episode share one ``episode_id`` and one namespace
+  (:func:`~jitrl.method.types.check_namespace` says which names are valid).
 
 The HTTP service (:mod:`jitrl.service.models`) refuses blank state texts and candidates and
 non-finite rewards with the same meaning of "blank"; :func:`is_blank` is the shared definition.
@@ -22,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 from typing import Any
 
-from jitrl.method.types import Experience, State
+from jitrl.method.types import Experience, State, check_namespace
 
 #: Largest step a store accepts (SQLite ``INTEGER`` is a signed 64-bit value).
 MAX_STEP = 2**63 - 1
@@ -74,6 +75,7 @@ def validate_experience(experience: object) -> None:
     _check_text("action", experience.action, allow_blank=False)
     _check_text("episode_id", experience.episode_id, allow_blank=False)
     _check_text("task_id", experience.task_id)
+    check_namespace(experience.namespace)
     step = experience.step
     if isinstance(step, bool) or not isinstance(step, Integral):
         raise TypeError(f"step must be an int, got {type(step).__name__}")
@@ -120,6 +122,11 @@ def validate_episode(experiences: Sequence[Experience]) -> tuple[Experience, ...
             validate_experience(record)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"experience #{position} of the episode: {exc}") from exc
+        if record.namespace != records[0].namespace:
+            raise ValueError(
+                f"experience #{position} is in namespace {record.namespace!r}, but the episode "
+                f"started in {records[0].namespace!r}; an episode lives in one namespace"
+            )
         if record.episode_id != records[0].episode_id:
             raise ValueError(
                 f"experience #{position} has episode_id {record.episode_id!r}, but the episode "

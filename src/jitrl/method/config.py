@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
+from jitrl.method.types import DEFAULT_NAMESPACE, check_namespace
+
 SimilarityKind = Literal["text", "ngram", "key", "mix"]
 ActionSimilarity = Literal["exact", "words"]
 TieBreak = Literal["first", "random"]
@@ -294,6 +296,30 @@ class ReflectionConfig:
 
 
 @dataclass(frozen=True)
+class ScopeConfig:
+    """Whose memory a learner uses. Every stored record carries a namespace (a user, an agent or
+    a run, in mem0's terms); retrieval sees only the namespaces named here."""
+
+    namespace: str = DEFAULT_NAMESPACE
+    """The namespace the learner stores its episodes in and retrieves from."""
+    read_namespaces: tuple[str, ...] = ()
+    """Further namespaces retrieved from but never written (opt into a team's shared memory);
+    comma-separated on the command line."""
+
+    def __post_init__(self) -> None:
+        check_namespace(self.namespace)
+        if not isinstance(self.read_namespaces, tuple):
+            raise TypeError("read_namespaces must be a tuple of namespaces")
+        for name in self.read_namespaces:
+            check_namespace(name)
+
+    @property
+    def readable(self) -> frozenset[str]:
+        """Every namespace retrieval draws on."""
+        return frozenset((self.namespace, *self.read_namespaces))
+
+
+@dataclass(frozen=True)
 class JitRLConfig:
     """All of the method's settings."""
 
@@ -311,3 +337,5 @@ class JitRLConfig:
     """Reflective step rewards: at episode end the model scores every step and the scores are
     blended into the environment's rewards (:mod:`jitrl.method.reflection`); weight 0 (the
     default) disables it."""
+    scope: ScopeConfig = field(default_factory=ScopeConfig)
+    """The memory namespaces the learner writes and reads."""

@@ -178,9 +178,9 @@ class Episode:
         self.jit.reward_units.observe(self.task_id, self.rewards)
         if not all(math.isfinite(g) for g in rets):
             raise ValueError("the episode's returns are not finite (rewards too large)")
-        now = time.time()
+        now, space = time.time(), self.jit.config.scope.namespace
         exps = [
-            Experience(d.state, d.action, g, self.episode_id, t, self.task_id, r, now)
+            Experience(d.state, d.action, g, self.episode_id, t, self.task_id, r, now, space)
             for t, (d, r, g) in enumerate(zip(self.decisions, shaped, rets, strict=False))
         ]
         if self.jit.store is not None and not self.jit.shared:

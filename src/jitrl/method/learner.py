@@ -34,10 +34,17 @@ from jitrl.method.episode import Episode, PromptBuilder, Validator, as_state
 from jitrl.method.policy import corrected_logits, select
 from jitrl.method.pruning import prune
 from jitrl.method.returns import RewardUnits
-from jitrl.method.types import Decision, Estimates, Experience, Neighbour, State
+from jitrl.method.types import (
+    DEFAULT_NAMESPACE,
+    Decision,
+    Estimates,
+    Experience,
+    Neighbour,
+    State,
+)
 from jitrl.method.values import estimate, exploration, proposals
 from jitrl.retrieval.index import MemoryIndex
-from jitrl.retrieval.persist import open_index, save_index
+from jitrl.retrieval.persist import index_folder, open_index, save_index
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +121,13 @@ def _decision(
     )
 
 
+def _index_folder(store: ExperienceStore | None, config: JitRLConfig) -> Path | None:
+    """Where the candidate index of this learner's namespaces is saved (one per set of them)."""
+    readable = config.scope.readable
+    scope = None if readable == {DEFAULT_NAMESPACE} else ",".join(sorted(readable))
+    return None if store is None else index_folder(store, config.retrieval.index, scope)
+
+
 class JitRL:
     """Memory plus the closed-form policy correction.
 
@@ -145,12 +159,17 @@ class JitRL:
         self.model = model
         self.shared = shared
         self.store = open_store(memory) if isinstance(memory, (str, Path)) else memory
+        self.namespace = self.config.scope.namespace
+        """The namespace this learner's episodes are stored in."""
+        self._readable = self.config.scope.readable
+        self._index_folder = _index_folder(self.store, self.config)
         if self.store is None:
             self.index = MemoryIndex(self.config.retrieval, ())
         elif episodes is not None:
-            self.index = MemoryIndex(self.config.retrieval, self.store.experiences_of(episodes))
+            self.index = MemoryIndex(self.config.retrieval, self._records_of(episodes))
         else:
-            self.index, status = open_index(self.config.retrieval, self.store)
+            records = self.store.in_namespaces(self._readable)
+            self.index, status = open_index(self.config.retrieval, records, self._index_folder)
             log.info("memory index (%s): %s", self.config.retrieval.index, status)
         # the current episode's few steps are searched exactly, and never excluded as own task
         self._working_config = replace(
@@ -180,11 +199,17 @@ class JitRL:
         """
         if self.store is None:
             return 0
-        ids = self.store.episode_ids() if episode_ids is None else episode_ids
+        ids = self.store.episode_ids(self._readable) if episode_ids is None else episode_ids
         missing = [e for e in ids if not self.index.has_episode(e)]
-        records = self.store.experiences_of(missing) if missing else []
+        records = self._records_of(missing) if missing else []
         self.index.add(records)
         return len(records)
+
+    def _records_of(self, episode_ids: Sequence[str]) -> list[Experience]:
+        """The stored records of these episodes that this learner may read."""
+        assert self.store is not None
+        records = self.store.experiences_of(episode_ids)
+        return [r for r in records if r.namespace in self._readable]
 
     def reseed(self, seed: int) -> None:
         """Restart the sampling generator (parallel runs seed every episode)."""
@@ -333,7 +358,7 @@ class JitRL:
         """Save the candidate index beside the store (LSH/vector only) and close the store."""
         if self.store is not None:
             try:
-                save_index(self.index, store=self.store)
+                save_index(self.index, self._index_folder)
             finally:
                 self.store.close()
 

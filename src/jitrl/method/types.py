@@ -9,6 +9,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+DEFAULT_NAMESPACE = "default"
+"""The namespace of every record stored without one (and of every record of an older store)."""
+MAX_NAMESPACE_CHARS = 200
+"""Longest namespace name accepted."""
+
+
+def check_namespace(name: object) -> str:
+    """``name`` if it is a valid namespace (a non-blank string of printable characters, without
+    commas, at most :data:`MAX_NAMESPACE_CHARS` long); ``ValueError``/``TypeError`` otherwise."""
+    if not isinstance(name, str):
+        raise TypeError(f"a namespace must be a str, got {type(name).__name__}")
+    if not name.strip() or not name.isprintable() or "," in name:
+        raise ValueError(f"a namespace must be printable, non-blank and without commas: {name!r}")
+    if len(name) > MAX_NAMESPACE_CHARS:
+        raise ValueError(f"a namespace must be at most {MAX_NAMESPACE_CHARS} characters long")
+    return name
+
 
 @dataclass(frozen=True)
 class State:
@@ -42,6 +59,8 @@ class Experience:
         task_id: environment/task identifier (game file, generated game seed, ...).
         reward: the step reward ``r_t`` that entered the return.
         created_at: UNIX time at which the episode was stored.
+        namespace: whose memory the record belongs to (a user, an agent, a run: see
+            :class:`Namespaces`); retrieval only ever sees the namespaces it is given.
     """
 
     state: State
@@ -52,6 +71,7 @@ class Experience:
     task_id: str = ""
     reward: float = 0.0
     created_at: float = 0.0
+    namespace: str = DEFAULT_NAMESPACE
 
 
 @dataclass(frozen=True)

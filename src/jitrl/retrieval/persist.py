@@ -54,14 +54,26 @@ INDEX_KEY_CHARS = 16
 _SUFFIX = {"lsh": ".lsh", "vector": ".vec"}
 
 
-def index_folder(store: object, kind: str) -> Path | None:
+def index_folder(store: object, kind: str, scope: str | None = None) -> Path | None:
     """Where ``store``'s candidate index of this kind is saved, or None.
+
+    ``scope`` names the part of the store indexed (a learner's namespaces, see
+    :class:`~jitrl.method.config.ScopeConfig`); each scope gets its own folder, suffixed by a
+    hash of it, and ``None`` (the default namespace) keeps the plain name.
 
     ``<store file>.lsh`` / ``.vec`` beside a store file (``SQLiteStore``); for a server store
     (``PostgresStore``) a folder under ``$JITRL_CACHE/indexes`` named by a hash of its
     :attr:`~jitrl.memory.base.ExperienceStore.location` (URL and schema), so every process on a
     machine reuses one copy. ``None`` for a store that lives nowhere durable.
     """
+    folder = _store_index_folder(store, kind)
+    if folder is None or scope is None:
+        return folder
+    key = hashlib.sha256(scope.encode()).hexdigest()[:INDEX_KEY_CHARS]
+    return folder.with_name(f"{folder.stem}.{key}{folder.suffix}")
+
+
+def _store_index_folder(store: object, kind: str) -> Path | None:
     if kind not in _SUFFIX:
         return None
     if isinstance(store, (str, os.PathLike)):

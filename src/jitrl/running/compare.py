@@ -302,7 +302,7 @@ def write_settings(settings: dict[str, Any], out: Path) -> dict[str, Any]:
     """
     out.mkdir(parents=True, exist_ok=True)
     path = out / SETTINGS_FILE
-    settings = dict(settings)
+    settings = json.loads(json.dumps(settings))  # as it reads back (tuples become lists)
     if path.exists():
         old = json.loads(path.read_text(encoding="utf-8"))
         changed = [k for k in FIXED_SETTINGS if old.get(k) != settings.get(k)]

@@ -68,7 +68,7 @@ class RunWriter:
         if out.exists() and not out.is_dir():
             raise ValueError(f"--out {out} is a file, not a folder (give a folder path)")
         self.out = out
-        self.settings = settings
+        self.settings = json.loads(json.dumps(settings))  # as it reads back (tuples: lists)
         self.episodes_path = out / "episodes.jsonl"
         self.decisions_path = out / "decisions.jsonl"
         self.run_id = self._check_run()
