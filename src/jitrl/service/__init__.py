@@ -9,6 +9,9 @@ Any agent, in any language, can use the method through HTTP::
     DELETE /episodes/{id}            drop without storing
     GET    /memory/stats, /health, /openapi.json, /docs
 
+With API keys configured (``api_keys``, ``JITRL_API_KEYS`` or ``api_keys_file``) every request
+needs ``Authorization: Bearer <key>``, and each key sees only its own episodes and memory.
+
 This package imports only :class:`ServiceConfig` and :func:`serve` eagerly; the FastAPI
 application (:func:`jitrl.service.app.create_app`) needs the ``serve`` extra. ``docs/service.md``
 has a walk-through.

@@ -7,6 +7,7 @@ command line can build a :class:`ServiceConfig` without the ``serve`` extra inst
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -24,6 +25,20 @@ HARD_MAX_TEXT_CHARS = 1_000_000
 """Ceiling of :attr:`ServiceConfig.max_text_chars` (also the request schema's ``maxLength``)."""
 MAX_ID_CHARS = 128
 """Longest episode id (and task id) a client may send."""
+HARD_MAX_ABS_REWARD = 1e12
+"""Ceiling of :attr:`ServiceConfig.max_abs_reward`, of the return penalties and of a fixed
+reward unit (also the request schema's bound on ``reward``). A shaped step reward is then at
+most ``1e12 + 2 * 1e12 * 1e12`` in magnitude and, with ``gamma <= 1``, a discounted return at
+most that many times its episode's length: finite for any episode a client can play, squares
+(values, calibration) included, as float64 reaches 1.8e308. Within the default bound a reward
+still resolves 1e-4."""
+MIN_API_KEY_CHARS = 16
+"""Shortest API key accepted (generate keys with ``python -c "import secrets;
+print(secrets.token_urlsafe(32))"``)."""
+MAX_API_KEY_CHARS = 512
+"""Longest API key accepted."""
+API_KEY_PATTERN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+"""An API key is an RFC 6750 bearer token: letters, digits, ``- . _ ~ + /``, trailing ``=``."""
 
 
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -42,6 +57,25 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def check_api_key(key: str, where: str) -> None:
+    """Raise ``ValueError`` unless ``key`` is a usable bearer token; the message says where
+    the key came from (``where``) and never contains the key."""
+    if not MIN_API_KEY_CHARS <= len(key) <= MAX_API_KEY_CHARS:
+        raise ValueError(
+            f"{where}: an API key must have {MIN_API_KEY_CHARS} to {MAX_API_KEY_CHARS} "
+            f"characters, this one has {len(key)}"
+        )
+    if API_KEY_PATTERN.fullmatch(key) is None:
+        raise ValueError(
+            f"{where}: an API key may only contain letters, digits, - . _ ~ + / and trailing ="
+        )
+
+
+def split_api_keys(text: str) -> list[str]:
+    """The keys of a comma-separated list (blanks around commas ignored, empty items skipped)."""
+    return [k.strip() for k in text.split(",") if k.strip()]
+
+
 @dataclass(frozen=True)
 class ServiceConfig:
     """Everything ``jitrl serve`` needs: the memory, the model, the socket and the limits."""
@@ -56,8 +90,8 @@ class ServiceConfig:
     model_threads: int | None = None
     """CPU threads of the llama.cpp backend (``None``: all usable cores)."""
     host: str = "127.0.0.1"
-    """Interface to listen on. The service has no authentication: keep it on loopback or put
-    it behind a proxy that authenticates."""
+    """Interface to listen on. Without API keys the service has no authentication: keep it on
+    loopback (the default) or put it behind a proxy that authenticates."""
     port: int = 8000
     """TCP port to listen on (0: any free port)."""
     episode_ttl_seconds: float = 900.0
@@ -76,6 +110,17 @@ class ServiceConfig:
     """Longest state text, key, candidate or prompt part, in characters (422 above it)."""
     max_open_episodes: int = 1000
     """Most episodes open at once; opening another is refused with 429."""
+    max_abs_reward: float = HARD_MAX_ABS_REWARD
+    """Largest reward magnitude accepted (422 above it); at most 1e12, which keeps every
+    discounted return finite (see ``docs/service.md``)."""
+    api_keys: str | None = field(default=None, repr=False)
+    """Comma-separated API keys: every request must then send ``Authorization: Bearer KEY``
+    and sees only the episodes and memory of its own key. Prefer ``JITRL_API_KEYS`` or
+    ``api_keys_file``: a flag shows in the process list. ``None`` (and no file): no
+    authentication."""
+    api_keys_file: str | None = None
+    """File of API keys, one per line (blank lines and ``#`` comments ignored), read at start;
+    combined with ``api_keys``."""
     follow_store: bool = True
     """Before opening an episode, index the episodes that other processes (other servers,
     ``jitrl run`` workers) stored in the same memory since the last check."""
@@ -102,11 +147,38 @@ class ServiceConfig:
         self._check_limit("max_candidates", self.max_candidates, HARD_MAX_CANDIDATES)
         self._check_limit("max_text_chars", self.max_text_chars, HARD_MAX_TEXT_CHARS)
         self._check_limit("max_open_episodes", self.max_open_episodes, None)
+        self._check_reward_bounds()
+        self._check_api_keys()
         _check(isinstance(self.follow_store, bool), "follow_store must be a bool")
         self._check_seconds("follow_store_seconds", self.follow_store_seconds)
         _check(_is_int(self.seed), "seed must be an int")
         _check(self.log_level.lower() in _LOG_LEVELS, f"log_level must be one of {_LOG_LEVELS}")
         _check(isinstance(self.jitrl, JitRLConfig), "jitrl must be a JitRLConfig")
+
+    def _check_reward_bounds(self) -> None:
+        bound = self.max_abs_reward
+        _check(
+            _is_number(bound) and 0 < bound <= HARD_MAX_ABS_REWARD,
+            f"max_abs_reward must be a number in (0, {HARD_MAX_ABS_REWARD:g}], got {bound!r}",
+        )
+        returns = self.jitrl.returns if isinstance(self.jitrl, JitRLConfig) else None
+        for name in ("terminal_penalty", "revisit_penalty", "reward_unit"):
+            value = getattr(returns, name, None)  # reward_unit: None, or absent in old configs
+            _check(
+                value is None or value <= HARD_MAX_ABS_REWARD,
+                f"{name} must be <= {HARD_MAX_ABS_REWARD:g} for the service (returns must stay "
+                f"finite), got {value!r}",
+            )
+
+    def _check_api_keys(self) -> None:
+        keys, path = self.api_keys, self.api_keys_file
+        _check(keys is None or isinstance(keys, str), "api_keys must be a str or None")
+        _check(
+            path is None or (isinstance(path, str) and bool(path.strip())),
+            "api_keys_file must be a non-empty path or None",
+        )
+        for i, key in enumerate(split_api_keys(keys or ""), start=1):
+            check_api_key(key, f"api_keys: key {i}")
 
     @staticmethod
     def _check_seconds(name: str, value: float) -> None:

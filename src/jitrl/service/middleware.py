@@ -3,7 +3,8 @@
 Every error the service gives is ``{"detail": "<readable message>"}`` (plus ``"errors"``, the
 list of offending fields, for a 422), whatever raised it: a validation error, a
 :class:`~jitrl.service.engine.ServiceError`, an oversized body, or an unexpected exception
-(500, logged with its traceback, never echoed to the client).
+(500, logged with its traceback, never echoed to the client; :class:`CatchUnexpected`).
+Credentials are masked in every error body (:func:`jitrl.service.redact.redact`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from jitrl.llm.base import LLMError
 from jitrl.memory.base import StoreError
 from jitrl.service.engine import ServiceError
+from jitrl.service.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +29,10 @@ log = logging.getLogger(__name__)
 def error_response(
     status: int, detail: str, errors: list[dict[str, Any]] | None = None
 ) -> JSONResponse:
-    """The service's error body."""
-    body: dict[str, Any] = {"detail": detail}
+    """The service's error body, with credentials masked."""
+    body: dict[str, Any] = {"detail": redact(detail)}
     if errors is not None:
-        body["errors"] = errors
+        body["errors"] = [{**e, "msg": redact(str(e.get("msg", "")))} for e in errors]
     return JSONResponse(body, status_code=status)
 
 
@@ -75,6 +78,40 @@ class BodySizeLimit:
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         detail = f"request body larger than this server's limit of {self.max_bytes} bytes"
         await error_response(413, detail)(scope, receive, send)
+
+
+class CatchUnexpected:
+    """ASGI middleware: an exception that escaped the routes is logged with its traceback and
+    answered with the JSON 500, and goes no further.
+
+    Starlette's own last-resort handler re-raises the exception after answering, and the
+    server then drops the connection, so a client could see a reset instead of the 500.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            log.exception("unexpected error in %s %s", scope.get("method"), scope.get("path"))
+            if not started:
+                await _internal_error(exc)(scope, receive, send)
+
+
+def _internal_error(exc: Exception) -> JSONResponse:
+    return error_response(500, f"internal error ({type(exc).__name__}); see the server log")
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -145,8 +182,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StoreError)
     async def _store(_: Request, exc: StoreError) -> JSONResponse:
-        log.error("store error: %s", exc)
+        log.error("store error: %s", redact(str(exc)))
         return error_response(503, f"the experience store failed: {exc}")
+
+    @app.exception_handler(LLMError)
+    async def _model(_: Request, exc: LLMError) -> JSONResponse:
+        log.error("language model error: %s", redact(str(exc)))
+        if exc.transient:  # the model's server is overloaded or away: the client may retry
+            return error_response(503, f"the language model is unavailable, retry: {exc}")
+        return error_response(502, f"the language model failed: {exc}")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -155,4 +199,4 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error in %s %s", request.method, request.url.path)
-        return error_response(500, f"internal error ({type(exc).__name__}); see the server log")
+        return _internal_error(exc)

@@ -21,7 +21,12 @@ from pydantic import (
 )
 
 from jitrl.llm.base import Prompt
-from jitrl.service.config import HARD_MAX_CANDIDATES, HARD_MAX_TEXT_CHARS, MAX_ID_CHARS
+from jitrl.service.config import (
+    HARD_MAX_ABS_REWARD,
+    HARD_MAX_CANDIDATES,
+    HARD_MAX_TEXT_CHARS,
+    MAX_ID_CHARS,
+)
 
 Text = Annotated[str, StringConstraints(max_length=HARD_MAX_TEXT_CHARS)]
 """Any string up to the hard length ceiling."""
@@ -121,7 +126,12 @@ class DecideRequest(_Request):
 class RewardRequest(_Request):
     """Body of ``POST /episodes/{id}/reward``."""
 
-    reward: Finite = Field(description="the reward that followed the latest decision")
+    reward: Finite = Field(
+        ge=-HARD_MAX_ABS_REWARD,
+        le=HARD_MAX_ABS_REWARD,
+        description="the reward that followed the latest decision; the server may accept a "
+        "smaller range (its max_abs_reward setting)",
+    )
 
 
 class FinishRequest(_Request):
@@ -246,6 +256,8 @@ class HealthResponse(BaseModel):
     open_episodes: int
     episode_ttl_seconds: float
     on_expire: str
+    api_keys: bool = Field(description="requests need an API key (Authorization: Bearer)")
+    max_abs_reward: float = Field(description="largest reward magnitude accepted")
 
 
 class ErrorResponse(BaseModel):

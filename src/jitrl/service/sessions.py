@@ -36,15 +36,18 @@ class Session:
         episode: the learner's episode (decisions and rewards so far).
         opened_at: UNIX time at which it was opened.
         last_seen: clock time of the latest request that used it.
+        owner: the API key's owner that opened it (``None`` without keys).
     """
 
     episode: Episode
     opened_at: float
     last_seen: float
+    owner: str | None = None
 
     @property
     def episode_id(self) -> str:
-        """The episode's id."""
+        """The episode's id as stored (namespaced by its owner, see
+        :mod:`jitrl.service.tenants`); the registry's key."""
         return self.episode.episode_id
 
 
@@ -81,8 +84,8 @@ class SessionRegistry:
     def __contains__(self, episode_id: object) -> bool:
         return episode_id in self._open
 
-    def add(self, episode: Episode) -> Session:
-        """Register a newly opened episode.
+    def add(self, episode: Episode, owner: str | None = None) -> Session:
+        """Register a newly opened episode (``owner``: who opened it).
 
         Raises:
             KeyError: an episode with this id is already open.
@@ -93,7 +96,7 @@ class SessionRegistry:
                 raise KeyError(episode.episode_id)
             if len(self._open) >= self.max_open:
                 raise RegistryFull(f"{self.max_open} episodes are open")
-            session = Session(episode, time.time(), self._clock())
+            session = Session(episode, time.time(), self._clock(), owner)
             self._open[episode.episode_id] = session
             self._closed.pop(episode.episode_id, None)
             return session
