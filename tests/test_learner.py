@@ -138,6 +138,23 @@ def test_working_memory_off_repeats_the_llm(list_store):
     assert acts == ["open"] * 4
 
 
+def test_episodic_memory_off_retrieves_the_current_episode_only(tmp_path):
+    path = tmp_path / "m.sqlite"
+    full = JitRL(path, JitRLConfig())
+    with full.episode("t", "first") as ep:
+        ep.decide("dark room", ["open", "close"], logits=[0.0, 0.0])
+        ep.reward(-1.0)
+        ep.finish()
+    reset = JitRL(path, JitRLConfig(retrieval=RetrievalConfig(episodic_memory=False)))
+    ep = reset.episode("t", "second")
+    first = ep.decide("dark room", ["open", "close"], logits=[0.0, 0.0])
+    assert first.neighbours == ()  # the stored episode is not searched...
+    ep.reward(0.0)
+    again = ep.decide("dark room", ["open", "close"], logits=[0.0, 0.0])
+    assert [n.experience.episode_id for n in again.neighbours] == ["second"]  # ...this one is
+    assert full.episode("t").decide("dark room", ["open", "close"], logits=[0.0, 0.0]).neighbours
+
+
 def test_reflection_blends_llm_step_scores_into_stored_rewards():
     from jitrl.llm.scripted import ScriptedModel
     from jitrl.method.config import JitRLConfig

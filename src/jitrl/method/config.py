@@ -82,6 +82,9 @@ class RetrievalConfig:
     key_weight: float = 0.5
     """Weight of an exact-key match, in ``[0, 1]``: ``text`` gives equal keys ``jaccard +
     key_weight * (1 - jaccard)``, ``mix`` its weighted average."""
+    episodic_memory: bool = True
+    """Retrieve the stored episodes; ``False`` is the ablation "store reset every episode":
+    only the current episode's working memory is searched (within-episode effects alone)."""
     working_memory: bool = True
     """Also retrieve the current episode's own earlier steps, valued by the return observed so
     far (rewards and revisit penalties up to now; no future is invented). Memory is otherwise

@@ -319,7 +319,8 @@ class JitRL:
     def _neighbours(
         self, state: State, working: Sequence[Experience], task_id: str | None
     ) -> list[Neighbour]:
-        found = self.index.neighbours(state, task_id)
+        episodic = self.config.retrieval.episodic_memory
+        found = self.index.neighbours(state, task_id) if episodic else []
         if not working or not self.config.retrieval.working_memory:
             return found
         recent = MemoryIndex(self._working_config, working).neighbours(state)
