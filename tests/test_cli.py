@@ -44,9 +44,11 @@ def test_run_twice_continues_and_memory_commands(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["episodes"] == 2
 
-    jitrl(*args, cwd=tmp_path)  # second run: same store, same folder, continues
+    again = jitrl(*args, cwd=tmp_path)  # second run: same store, same folder, continues
     episodes = (out / "episodes.jsonl").read_text().splitlines()
     assert [json.loads(x)["index"] for x in episodes] == [0, 1, 2, 3]
+    best = max(json.loads(x)["score"] for x in episodes)
+    assert f"max score {best:g}" in again.stdout and "of the first 1 episodes" in again.stdout
 
     stats = jitrl("memory", "stats", "jitrl-memory.sqlite", cwd=tmp_path)
     steps = sum(json.loads(x)["steps"] for x in episodes)
@@ -57,6 +59,24 @@ def test_run_twice_continues_and_memory_commands(tmp_path):
     jitrl("memory", "import", "dump.jsonl", "--memory", "copy.sqlite", cwd=tmp_path)
     again = jitrl("memory", "stats", "copy.sqlite", cwd=tmp_path)
     assert str(steps) in again.stdout
+
+
+def test_learning_line_compares_the_first_and_last_windows():
+    from jitrl.cli.run import learning_line
+    from jitrl.running.records import EpisodeResult
+
+    def result(i: int, score: float) -> EpisodeResult:
+        return EpisodeResult(
+            i, f"e{i}", "t", "jitrl", 1, score, 5, score, False, False, 1, 0, 0, 0, 0, 0
+        )
+
+    scores = [0, 0, 1, 0, 2, 3, 1, 3, 4, 2, 5, 4, 3, 4, 5, 3]
+    line = learning_line([result(i, s) for i, s in enumerate(scores)])
+    assert line == (
+        "max score 5 (episode 10); mean score of the first 5 episodes 0.60, of the last 5 3.80 (up)"
+    )
+    assert learning_line([result(0, 1.0)]) == "max score 1 (episode 0)"
+    assert learning_line([]) == "no episode played"
 
 
 def test_static_agent_writes_no_memory(tmp_path):

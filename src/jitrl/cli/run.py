@@ -21,6 +21,9 @@ from jitrl.running.rounds import run_parallel
 from jitrl.running.run_folder import RunWriter, run_episodes
 from jitrl.running.spec import RunSpec, model_threads
 
+WINDOW = 5
+"""Episodes per window of the first-against-last line (fewer when a third of the run is less)."""
+
 
 def episode_table(results: list[EpisodeResult]) -> Table:
     """One row per episode: score, steps, reward, time split."""
@@ -39,6 +42,24 @@ def episode_table(results: list[EpisodeResult]) -> Table:
             f"{r.wall_seconds:.1f}",
         )
     return table
+
+
+def learning_line(results: list[EpisodeResult]) -> str:
+    """The run in one line: the best score and the mean score of the first and last windows
+    (a third of the episodes each, at most 5)."""
+    if not results:
+        return "no episode played"
+    best = max(results, key=lambda r: r.score)
+    line = f"max score {best.score:g} (episode {best.index})"
+    window = min(WINDOW, len(results) // 3)
+    if window:
+        first = sum(r.score for r in results[:window]) / window
+        last = sum(r.score for r in results[-window:]) / window
+        line += (
+            f"; mean score of the first {window} episodes {first:.2f}, of the last {window} "
+            f"{last:.2f} ({'up' if last > first else 'down' if last < first else 'level'})"
+        )
+    return line
 
 
 def run_settings(spec: RunSpec, execution: ExecutionConfig) -> dict[str, Any]:
@@ -124,4 +145,5 @@ def run(
         kept = f"; {len(writer.results)} finished episodes are kept in {out}" if played else ""
         raise fail(f"{message}{kept}", code) from err
     console.print(episode_table(writer.results[first:]))
+    console.print(learning_line(writer.results), highlight=False)
     console.print(f"Output: {out}")
