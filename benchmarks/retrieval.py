@@ -10,14 +10,14 @@ the same records (:meth:`~jitrl.retrieval.index.MemoryIndex.set_candidates`):
 - ``vector-minilm``: the same with all-MiniLM-L6-v2 (only at ``--minilm-size``; slow to embed).
 
 Latency is the wall time of ``neighbours()`` per query (p50/p99), and ``decision`` adds the value
-estimates over the neighbours (the whole memory part of a decision). recall@10 compares the
-returned records with the exact top-10 (queries whose exact result is empty are not counted).
+estimates over the neighbours (the whole memory part of a decision). recall@k compares the
+returned records with the exact top-k (queries whose exact result is empty are not counted).
 The exact scan is slow at 1M records, so there it runs on a subsample of the queries and every
 index's recall is computed on that subsample.
 
 Tuning is honest: LSH (threshold, permutations) and the vector candidate count are chosen on
 *tuning* queries (held-out episodes of another seed) at ``--tune-size``, before and apart from
-the test queries: the fastest setting whose tuning recall@10 is at least ``--tune-recall`` on
+the test queries: the fastest setting whose tuning recall@k is at least ``--tune-recall`` on
 every memory. Writes ``retrieval.json`` and ``retrieval.png`` to ``--out`` and prints a table.
 
     python benchmarks/retrieval.py                       # 10k, 100k, 1M (about an hour here)
@@ -55,6 +55,8 @@ from retrieval_data import JerichoMemory, SyntheticWorld, jericho_traces, querie
 log = logging.getLogger("retrieval")
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "benchmarks" / "results"
+DEFAULTS = RetrievalConfig()
+"""The method's retrieval settings: what the benchmark measures unless told otherwise."""
 LLM_SECONDS = 0.7
 """The LLM part of a decision with the embedded model (``BENCHMARKS.md``)."""
 TARGET_P50_MS = 5.0
@@ -78,8 +80,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--tune-recall", type=float, default=0.98)
     p.add_argument("--minilm-size", type=int, default=10000, help="0 disables MiniLM")
     p.add_argument("--minilm-datasets", default="jericho")
-    p.add_argument("--similarity", default="ngram", choices=["ngram", "mix"])
-    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument(
+        "--similarity", default=DEFAULTS.similarity, choices=["text", "ngram", "mix", "key"]
+    )
+    p.add_argument("--threshold", type=float, default=DEFAULTS.threshold)
+    p.add_argument("--k", type=int, default=DEFAULTS.k)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     return p.parse_args()
 
@@ -145,7 +150,7 @@ def evaluate(
     mem.neighbours(qs[0])  # warm caches
     got, seconds = run_queries(mem, qs)
     out: Result = summary(seconds, len(qs))
-    out["recall@10"] = recall_at_k(want, got)
+    out["recall@k"] = recall_at_k(want, got)
     out["queries"] = len(qs)
     out["found"] = sum(1 for w in want if w) / len(want)
     if cand is not None:
@@ -175,7 +180,7 @@ def tune(
             for row in rows:
                 cand.max_candidates = row["lsh_max_candidates"]
                 res = evaluate(mem, cand, qs, want)
-                row[name] = {k: res[k] for k in ("p50_ms", "recall@10", "mean_candidates")}
+                row[name] = {k: res[k] for k in ("p50_ms", "recall@k", "mean_candidates")}
                 row[f"{name}_build_s"] = build_s
         grid["lsh"] += rows
         log.info("tune lsh %s", rows)
@@ -185,7 +190,7 @@ def tune(
             cand = VectorIndex(HashingEmbedder(cfg.ngram, cfg.embedding_dim), count)
             row[f"{name}_build_s"] = build(cand, mem.texts)
             res = evaluate(mem, cand, qs, want)
-            row[name] = {k: res[k] for k in ("p50_ms", "recall@10", "mean_candidates")}
+            row[name] = {k: res[k] for k in ("p50_ms", "recall@k", "mean_candidates")}
         grid["vector"].append(row)
         log.info("tune vector %s", row)
     grid["chosen"] = {**_choose(grid["lsh"], mems, goal), **_choose(grid["vector"], mems, goal)}
@@ -195,13 +200,13 @@ def tune(
 def _choose(rows: list[Result], mems: dict[str, Any], goal: float) -> Result:
     def worst(row: Result, key: str) -> float:
         values = [row[name][key] for name in mems]
-        return min(values) if key == "recall@10" else max(values)
+        return min(values) if key == "recall@k" else max(values)
 
-    ok = [r for r in rows if worst(r, "recall@10") >= goal]
+    ok = [r for r in rows if worst(r, "recall@k") >= goal]
     best = (
         min(ok, key=lambda r: worst(r, "p50_ms"))
         if ok
-        else max(rows, key=lambda r: worst(r, "recall@10"))
+        else max(rows, key=lambda r: worst(r, "recall@k"))
     )
     return {k: v for k, v in best.items() if not isinstance(v, dict) and not k.endswith("_s")}
 
@@ -222,7 +227,7 @@ def measure(
     want, seconds = run_queries(mem, qs)
     row["indexes"]["exact"] = {
         **summary(seconds, len(qs)),
-        "recall@10": 1.0,
+        "recall@k": 1.0,
         "queries": len(qs),
         "found": sum(1 for w in want if w) / len(qs),
         "build_s": build_s,
@@ -255,13 +260,13 @@ def measure(
 
 def table(rows: list[Result]) -> str:
     head = ["memory", "records", "texts", "index", "build s", "p50 ms", "p99 ms"]
-    head += ["decision p50 ms", "recall@10", "queries"]
+    head += ["decision p50 ms", "recall@k", "queries"]
     lines = ["| " + " | ".join(head) + " |", "|---|---:|---:|---|" + "---:|" * 6]
     for r in rows:
         for kind, m in r["indexes"].items():
             cells = [r["dataset"], f"{r['records']:,}", f"{r['texts']:,}", kind]
             cells += [f"{m['build_s']:.1f}", f"{m['p50_ms']:.2f}", f"{m['p99_ms']:.2f}"]
-            cells += [f"{m['decision_p50_ms']:.2f}", f"{m['recall@10']:.3f}", str(m["queries"])]
+            cells += [f"{m['decision_p50_ms']:.2f}", f"{m['recall@k']:.3f}", str(m["queries"])]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -299,7 +304,7 @@ def plot(rows: list[Result], path: Path) -> None:
             )
             ax2.plot(
                 xs,
-                [p[1]["recall@10"] for p in pts],
+                [p[1]["recall@k"] for p in pts],
                 styles[name],
                 marker="o",
                 color=color,
@@ -317,8 +322,8 @@ def plot(rows: list[Result], path: Path) -> None:
     ax2.set(
         xscale="log",
         xlabel="records",
-        ylabel="recall@10 vs exact",
-        title="recall of the exact top-10",
+        ylabel="recall@k vs exact",
+        title="recall of the exact top-k",
     )
     ax2.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
@@ -329,7 +334,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args = parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    cfg = RetrievalConfig(k=10, threshold=args.threshold, similarity=args.similarity)
+    cfg = RetrievalConfig(k=args.k, threshold=args.threshold, similarity=args.similarity)
     gens = memories(args.datasets.split(","))
     tuning_mems = {}
     for name, gen in gens.items():

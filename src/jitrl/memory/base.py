@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from jitrl.method.types import Experience
 
@@ -19,6 +20,14 @@ DEFAULT_MEMORY = "jitrl-memory.sqlite"
 """The store used when none is named (a SQLite file in the current directory)."""
 ConnT = TypeVar("ConnT")
 """A store's connection type (for :func:`apply_migrations`)."""
+
+
+class Closable(Protocol):
+    """A database connection, as far as :func:`closed_on_failure` is concerned."""
+
+    def close(self) -> None:
+        """Close the connection."""
+        ...
 
 
 class StoreError(RuntimeError):
@@ -147,6 +156,23 @@ def order_by_episode(records: Iterable[Experience], episode_ids: Sequence[str]) 
         if group is not None:
             group.append(record)
     return [r for group in groups.values() for r in sorted(group, key=lambda r: r.step)]
+
+
+@contextmanager
+def closed_on_failure(
+    conn: Closable, errors: type[BaseException] | tuple[type[BaseException], ...], what: str
+) -> Iterator[None]:
+    """Close ``conn`` when the block fails; a driver error (``errors``) becomes
+    ``StoreError("<what>: <error>")``, anything else propagates as it is. Used while a fresh
+    connection is checked and configured, before a store owns it."""
+    try:
+        yield
+    except errors as exc:
+        conn.close()
+        raise StoreError(f"{what}: {exc}") from exc
+    except BaseException:
+        conn.close()
+        raise
 
 
 def apply_migrations(

@@ -41,6 +41,7 @@ from jitrl.memory.base import (
     ExperienceStore,
     StoreError,
     StoreStats,
+    closed_on_failure,
     order_by_episode,
 )
 from jitrl.memory.postgres_schema import (
@@ -149,16 +150,10 @@ def _connect(url: str, where: str, config: PostgresConfig, create: bool) -> Conn
         conn: Connection[Any] = psycopg.connect(url, autocommit=True, **extra)
     except psycopg.Error as exc:
         raise StoreError(f"cannot connect to PostgreSQL at {where}: {exc}") from exc
-    try:
+    with closed_on_failure(conn, psycopg.Error, f"{where} cannot be opened as a jitrl store"):
         if config.schema is not None:
             use_schema(conn, where, config.schema, create)
         prepare_schema(conn, where, create)
-    except psycopg.Error as exc:
-        conn.close()
-        raise StoreError(f"{where} cannot be opened as a jitrl store: {exc}") from exc
-    except BaseException:
-        conn.close()
-        raise
     return conn
 
 

@@ -22,7 +22,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from jitrl.memory.base import StoreError
+from jitrl.memory.base import StoreError, closed_on_failure
 from jitrl.memory.sqlite_schema import (
     _HEADER_SIZE,
     _OPEN,
@@ -113,7 +113,7 @@ def connect_read_write(
         conn = sqlite3.connect(path, timeout=timeout, **_OPEN)
     except sqlite3.Error as exc:
         raise StoreError(f"{path} cannot be opened: {exc}") from exc
-    try:
+    with closed_on_failure(conn, sqlite3.Error, f"{path} cannot be opened as a jitrl store"):
         prepare_schema(conn, path, create)
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
@@ -121,12 +121,6 @@ def connect_read_write(
             (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
             if str(mode).lower() != "wal":
                 logger.warning("%s: could not enable WAL (journal_mode=%s)", path, mode)
-    except sqlite3.Error as exc:
-        conn.close()
-        raise StoreError(f"{path} cannot be opened as a jitrl store: {exc}") from exc
-    except BaseException:
-        conn.close()
-        raise
     return conn
 
 
@@ -144,14 +138,8 @@ def connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
         conn = sqlite3.connect(uri, uri=True, timeout=timeout, **_OPEN)
     except sqlite3.Error as exc:
         raise StoreError(f"{path} cannot be opened for reading: {exc} ({_READ_HINT})") from exc
-    try:
+    with closed_on_failure(conn, sqlite3.Error, f"{path} cannot be read ({_READ_HINT})"):
         if could_write:
             conn.execute("PRAGMA query_only = ON")
         check_readable(conn, path)
-    except sqlite3.Error as exc:
-        conn.close()
-        raise StoreError(f"{path} cannot be read: {exc} ({_READ_HINT})") from exc
-    except BaseException:
-        conn.close()
-        raise
     return conn
