@@ -1,5 +1,6 @@
 # Two commands set everything up on a fresh machine:
-#   make demo   - install and run the main job on embedded defaults (local model, generated game, SQLite)
+#   make demo   - install and run the main job on embedded defaults (local model, generated game,
+#                 SQLite): 10 episodes whose score rises as memory fills
 #   make test   - install and run the test suite
 # llama-cpp-python builds from source once (~11 min on 2 cores); pip's wheel cache serves it after.
 

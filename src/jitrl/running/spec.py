@@ -31,7 +31,8 @@ class PlaySpec:
 
     model: str = "llamacpp"
     """Language model of the LLM agents: ``llamacpp`` (embedded SmolLM2), ``llamacpp:PATH.gguf``,
-    ``openai:MODEL[@URL]``, ``hf:NAME_OR_PATH`` or ``scripted``."""
+    ``openai:MODEL[@URL]``, ``hf:NAME_OR_PATH``, ``uniform`` (no model: memory alone) or
+    ``scripted``."""
     episodes: int = 5
     """Episodes to play (a run into a folder that has some continues after them)."""
     max_steps: int = 40
@@ -58,10 +59,15 @@ class PlaySpec:
 class RunSpec(PlaySpec):
     """One run: an agent on an environment, its memory, and the method's settings."""
 
-    env: str = "textworld"
+    env: str = "textworld-simple:1"
     """Environment: ``textworld[:SEED]``, ``textworld-simple:SEED``, ``jericho:PATH``,
     ``twx:GAME``, ``scienceworld:TASK``, ``miniwob:TASK``, ``browsergym:ID`` or
-    ``module:factory`` (your own :class:`~jitrl.envs.base.TextEnv`)."""
+    ``module:factory`` (your own :class:`~jitrl.envs.base.TextEnv`). The default, a small
+    generated game, shows learning within a few minutes."""
+    episodes: int = 10
+    """Episodes to play (a run into a folder that has some continues after them)."""
+    max_steps: int = 20
+    """Steps per episode (the episode is truncated after them)."""
     agent: str = "jitrl"
     """Agent: ``jitrl``, ``static``, ``icl``, ``qlearn``, ``random`` or ``module:factory``."""
     seed: int = 1
