@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from jitrl.agents.prompts import build_prompt
+from jitrl.envs.base import StepInfo
 from jitrl.llm import Prompt
 from jitrl.llm.llamacpp import LlamaCppConfig, LlamaCppModel
 
@@ -133,10 +134,17 @@ def play(path: Path, count: int, seed: int, decide: Callable[[Decision], str]) -
 
 def recorded_decisions() -> list[Decision]:
     """The recorded zork1 fallback states."""
-    return [
-        Decision("zork1-recorded", step, build_prompt(observation, info, history), candidates)
-        for step, (observation, info, history, candidates) in enumerate(RECORDED_ZORK1)
-    ]
+    out = []
+    for step, (observation, where, history, candidates) in enumerate(RECORDED_ZORK1):
+        info = StepInfo(
+            candidates=tuple(candidates),
+            location=where["location"],
+            inventory=tuple(where["inventory"]),
+        )
+        out.append(
+            Decision("zork1-recorded", step, build_prompt(observation, info, history), candidates)
+        )
+    return out
 
 
 def variable_prefill(model: LlamaCppModel, prompt: Prompt, candidate: str) -> tuple[float, int]:

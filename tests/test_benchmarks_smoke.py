@@ -1,0 +1,52 @@
+"""Every benchmark script starts (imports and parses its arguments), and the decision
+benchmark's recorded fallback states still build prompts with the current environment API."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+SCRIPTS = sorted(
+    p.name
+    for p in BENCH.glob("*.py")
+    if "__main__" in p.read_text(encoding="utf-8") and "argparse" in p.read_text(encoding="utf-8")
+)
+
+
+def test_there_are_benchmarks_to_check() -> None:
+    assert {"decision.py", "learning.py", "retrieval.py", "sweep.py"} <= set(SCRIPTS)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_benchmark_starts(script: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), "--help"],
+        cwd=BENCH,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "usage:" in done.stdout
+
+
+def test_recorded_decisions_build_prompts() -> None:
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location("decision_under_test", BENCH / "decision.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCH))
+        sys.modules.pop("decision_under_test", None)
+    decisions = module.recorded_decisions()
+    assert len(decisions) == len(module.RECORDED_ZORK1)
+    assert "West of House" in decisions[0].prompt.user
+    assert decisions[0].candidates == ["open mailbox", "north", "south", "west"]
