@@ -50,11 +50,22 @@ from jitrl.retrieval import CandidateIndex, ExactIndex
 from jitrl.retrieval.index import MemoryIndex
 from jitrl.retrieval.lsh import MinHashLSHIndex
 from jitrl.retrieval.vector import HashingEmbedder, VectorIndex
-from retrieval_data import JerichoMemory, SyntheticWorld, jericho_traces, queries, take
+from retrieval_data import (
+    JerichoMemory,
+    SyntheticWorld,
+    jericho_traces,
+    played_jericho_traces,
+    queries,
+    take,
+)
 
 log = logging.getLogger("retrieval")
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "benchmarks" / "results"
+JERICHO_GAMES = Path(
+    os.environ.get("JITRL_JERICHO_DIR") or REPO.parent / "shared" / "games" / "jericho"
+)
+"""Game files played when no recorded Jericho decisions exist."""
 DEFAULTS = RetrievalConfig()
 """The method's retrieval settings: what the benchmark measures unless told otherwise."""
 LLM_SECONDS = 0.7
@@ -95,7 +106,11 @@ def memories(names: list[str]) -> dict[str, Any]:
         if name == "synthetic":
             out[name] = SyntheticWorld(seed=0)
         elif name == "jericho":
-            out[name] = JerichoMemory(jericho_traces(REPO / "benchmarks" / "results"))
+            traces = jericho_traces(REPO / "benchmarks" / "results")
+            if not traces:  # no recorded decisions here: play the shared games at random
+                log.info("no recorded Jericho decisions: playing %s at random", JERICHO_GAMES)
+                traces = played_jericho_traces(JERICHO_GAMES, episodes=4, steps=60, seed=0)
+            out[name] = JerichoMemory(traces)
         else:
             raise SystemExit(f"unknown dataset {name}")
     return out

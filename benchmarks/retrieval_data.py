@@ -62,6 +62,31 @@ def jericho_traces(root: Path) -> list[Trace]:
     return [t for t in traces.values() if t.steps]
 
 
+def played_jericho_traces(games: Path, episodes: int, steps: int, seed: int) -> list[Trace]:
+    """Episodes of uniformly random valid actions on every game file in ``games`` (when no
+    recorded decisions are at hand): text-only states, as the method sees them by default."""
+    from jitrl.envs import make_env
+
+    rng = random.Random(seed)
+    out: list[Trace] = []
+    for game in sorted(p for p in games.iterdir() if p.suffix[:2] == ".z"):
+        env = make_env(f"jericho:{game}", max_steps=steps, seed=seed)
+        try:
+            for episode in range(episodes):
+                _, info = env.reset(seed=seed + episode)
+                trace = Trace(game.stem, [])
+                while info.candidates:
+                    action = rng.choice(info.candidates)
+                    trace.steps.append((info.state.text, info.state.key, action))
+                    _, _, terminated, truncated, info = env.step(action)
+                    if terminated or truncated:
+                        break
+                out.append(trace)
+        finally:
+            env.close()
+    return out
+
+
 def _perturb(text: str, rng: random.Random, vocab: list[str]) -> str:
     head, sep, obs = text.rpartition("observation: ")
     words = obs.split()

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from jitrl.memory import SQLiteStore
+
 pytestmark = pytest.mark.slow
 
 CASES = [
-    ("--env jericho:/nonexistent/x.z5", "game file not found: /nonexistent/x.z5"),
+    ("--env jericho:/nonexistent/x.z5", "game file not found: /nonexistent/x.z5 (check the"),
     ("--env jericho:/etc/passwd", "is not a game Jericho supports"),
     ("--env jericho:/etc", "/etc is a folder, not a game file"),
     ("--env nonsense", "unknown environment spec 'nonsense'; valid forms"),
@@ -36,6 +38,7 @@ CASES = [
     ("--memory random.bin", "random.bin is not a SQLite database"),
     ("--memory truncated.sqlite", "truncated.sqlite is not a SQLite database"),
     ("--memory other.sqlite", "other.sqlite is a SQLite database but not a jitrl store"),
+    ("--memory damaged.sqlite", "malformed (the file is damaged: restore a copy made with"),
     ("--memory adir", "adir is a directory"),
     ("--memory sqlite://", "expected sqlite:///path"),
     ("--memory ftp://x/y", "unsupported store URL scheme 'ftp'"),
@@ -63,6 +66,11 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     conn.execute("CREATE TABLE users (id INTEGER)")
     conn.commit()
     conn.close()
+    with SQLiteStore(folder / "whole.sqlite"):
+        pass  # a real store, then only its first half: the file of a disk that filled up
+    whole = (folder / "whole.sqlite").read_bytes()
+    (folder / "damaged.sqlite").write_bytes(whole[: len(whole) // 2])
+    (folder / "whole.sqlite").unlink()
     (folder / "adir").mkdir()
     (folder / "afile").write_text("notes")
     return folder
@@ -80,6 +88,7 @@ def test_bad_input_gives_one_clear_line(workdir: Path, args: str, message: str) 
     assert "Traceback" not in proc.stderr + proc.stdout
     assert lines and lines[-1].startswith("error: "), proc.stderr
     assert message in " ".join(lines), proc.stderr
+    assert " ".join(lines).count("(check the path") <= 1, proc.stderr  # one hint, not two
     assert "secret" not in proc.stderr + proc.stdout
     assert _digest(workdir) == before  # nothing created, nothing changed
     assert not (workdir / "runs").exists() and not (workdir / "jitrl-memory.sqlite").exists()

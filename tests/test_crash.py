@@ -4,6 +4,7 @@ store in agreement (every episode recorded once, stored once, under the same id)
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import signal
@@ -18,6 +19,7 @@ from jitrl.memory import SQLiteStore
 from jitrl.method.types import Experience, State
 from jitrl.running.run_folder import RunWriter
 
+log = logging.getLogger(__name__)
 EPISODES = 30
 KILLS = 40
 RUN = (
@@ -80,4 +82,12 @@ def test_forty_kills_at_random_points_lose_nothing_and_store_nothing_twice(
     assert final.returncode == 0, final.stderr
     with SQLiteStore(tmp_path / "m.sqlite", read_only=True) as store:
         recorded = sum(check_agreement(out, store) for out in [*folders, tmp_path / "run"])
-        assert len(store.episode_ids()) == recorded
+        stored = len(store.episode_ids())
+    assert stored == recorded
+    log.info(
+        "%d kills, %d completed runs: %d episodes recorded, %d stored, all in agreement",
+        killed,
+        len(folders),
+        recorded,
+        stored,
+    )

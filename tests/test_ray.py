@@ -94,7 +94,7 @@ def test_compare_on_ray_matches_the_process_backend(tmp_path):
     assert _actions(tmp_path / "ray" / "runs") == _actions(tmp_path / "proc" / "runs")
     assert len(_actions(tmp_path / "ray" / "runs")) == 6
     settings = json.loads((tmp_path / "ray" / "compare.json").read_text())
-    assert settings["backend"] == "ray"
+    assert settings["execution"]["backend"] == "ray"
 
 
 def test_run_on_ray_workers_plays_what_worker_processes_play(tmp_path):
@@ -117,4 +117,5 @@ def test_run_on_ray_workers_plays_what_worker_processes_play(tmp_path):
     episodes = (tmp_path / "ray" / "episodes.jsonl").read_text().splitlines()
     assert [json.loads(e)["index"] for e in episodes] == [0, 1, 2, 3]
     summary = json.loads((tmp_path / "ray" / "summary.json").read_text())
-    assert summary["settings"]["backend"] == "ray" and summary["settings"]["workers"] == 2
+    execution = summary["settings"]["execution"]
+    assert execution["backend"] == "ray" and execution["workers"] == 2

@@ -115,9 +115,9 @@ def test_exact_candidates_equal_memory_index(kind):
         assert via_exact.neighbours(q) == plain.neighbours(q)
 
 
-def test_exact_is_the_default_and_unchanged():
+def test_auto_is_the_default_and_starts_exact():
     cfg = RetrievalConfig()
-    assert cfg.index == "exact"
+    assert cfg.index == "auto"
     idx = MemoryIndex(cfg, flat(random_episodes(5)))
     assert idx.candidates is None
     assert len(idx) == idx.seen == 50

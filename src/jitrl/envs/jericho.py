@@ -224,7 +224,7 @@ def check_game_file(path: Path, jericho: Any) -> str:
     if path.is_dir():
         raise ValueError(f"{path} is a folder, not a game file (give the path of a .z5 file)")
     if not path.is_file():
-        raise FileNotFoundError(f"Jericho game file not found: {path} (check the path)")
+        raise FileNotFoundError(f"Jericho game file not found: {path}")
     digest = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
     bindings = jericho.defines.BINDINGS_DICT.get(digest)
     if not bindings:

@@ -160,16 +160,20 @@ def order_by_episode(records: Iterable[Experience], episode_ids: Sequence[str]) 
 
 @contextmanager
 def closed_on_failure(
-    conn: Closable, errors: type[BaseException] | tuple[type[BaseException], ...], what: str
+    conn: Closable,
+    errors: type[BaseException] | tuple[type[BaseException], ...],
+    what: str,
+    hint: Callable[[BaseException], str] | None = None,
 ) -> Iterator[None]:
     """Close ``conn`` when the block fails; a driver error (``errors``) becomes
-    ``StoreError("<what>: <error>")``, anything else propagates as it is. Used while a fresh
-    connection is checked and configured, before a store owns it."""
+    ``StoreError("<what>: <error> (<hint(error)>)")``, anything else propagates as it is. Used
+    while a fresh connection is checked and configured, before a store owns it."""
     try:
         yield
     except errors as exc:
         conn.close()
-        raise StoreError(f"{what}: {exc}") from exc
+        advice = hint(exc) if hint is not None else ""
+        raise StoreError(f"{what}: {exc}" + (f" ({advice})" if advice else "")) from exc
     except BaseException:
         conn.close()
         raise

@@ -61,6 +61,22 @@ def check_writable(path: Path) -> None:
         )
 
 
+DAMAGED_HINT = (
+    "the file is damaged: restore a copy made with jitrl memory backup, or move it away to "
+    "start a new store"
+)
+
+
+def damaged_hint(exc: BaseException) -> str:
+    """How to fix a SQLite error that says the file itself is damaged ("" for other errors)."""
+    text = str(exc)
+    return DAMAGED_HINT if "malformed" in text or "not a database" in text else ""
+
+
+def _read_hint(exc: BaseException) -> str:
+    return damaged_hint(exc) or _READ_HINT
+
+
 def read_only_uri(path: Path) -> tuple[str, bool]:
     """How to read the existing store ``path`` without writing or leaving anything there.
 
@@ -113,7 +129,8 @@ def connect_read_write(
         conn = sqlite3.connect(path, timeout=timeout, **_OPEN)
     except sqlite3.Error as exc:
         raise StoreError(f"{path} cannot be opened: {exc}") from exc
-    with closed_on_failure(conn, sqlite3.Error, f"{path} cannot be opened as a jitrl store"):
+    what = f"{path} cannot be opened as a jitrl store"
+    with closed_on_failure(conn, sqlite3.Error, what, damaged_hint):
         prepare_schema(conn, path, create)
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
@@ -138,7 +155,7 @@ def connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
         conn = sqlite3.connect(uri, uri=True, timeout=timeout, **_OPEN)
     except sqlite3.Error as exc:
         raise StoreError(f"{path} cannot be opened for reading: {exc} ({_READ_HINT})") from exc
-    with closed_on_failure(conn, sqlite3.Error, f"{path} cannot be read ({_READ_HINT})"):
+    with closed_on_failure(conn, sqlite3.Error, f"{path} cannot be read", _read_hint):
         if could_write:
             conn.execute("PRAGMA query_only = ON")
         check_readable(conn, path)

@@ -19,7 +19,7 @@ TieBreak = Literal["first", "random"]
 Correction = Literal["advantages", "exploration", "none"]
 AdvantageScale = Literal["none", "max_abs"]
 Selection = Literal["greedy", "sample"]
-IndexKind = Literal["exact", "lsh", "vector"]
+IndexKind = Literal["auto", "exact", "lsh", "vector"]
 EmbeddingKind = Literal["hashing", "minilm"]
 
 
@@ -90,25 +90,33 @@ class RetrievalConfig:
     far (rewards and revisit penalties up to now; no future is invented). Memory is otherwise
     updated only when an episode ends, so a greedy agent could repeat a loop for a whole
     episode; with it, a loop is discouraged as soon as it closes."""
-    index: IndexKind = "exact"
+    index: IndexKind = "auto"
     """Candidate generation in front of the exact re-scoring (:mod:`jitrl.retrieval`).
     ``exact``: the inverted n-gram index, every state sharing an n-gram is scored (the
     reference); ``lsh``: MinHash LSH over the same n-grams; ``vector``: nearest neighbours of
     a text embedding (usearch). Candidates are always re-scored with the exact similarity, so
-    neighbours and similarities are exact; ``lsh`` and ``vector`` can only miss some."""
-    lsh_threshold: float = 0.4
+    neighbours and similarities are exact; ``lsh`` and ``vector`` can only miss some. ``auto``:
+    ``exact`` up to ``auto_index_records`` records, ``vector`` beyond (when ``jitrl[scale]`` is
+    installed), so that memory stays a small part of a decision's time as it grows."""
+    auto_index_records: int = 20_000
+    """With ``index="auto"``, the number of indexed records from which the vector index
+    replaces the exact scan (``benchmarks/retrieval.py`` measured the exact scan at about
+    0.5 s per query at 100k records, the vector index at about 10 ms)."""
+    lsh_threshold: float = 0.3
     """Jaccard similarity at which MinHash LSH finds a state with probability about 1/2; the
-    band/row split is datasketch's optimum for it. Keep it below ``threshold`` so that
-    neighbours are found with high probability (0.4 with 128 permutations and 64 candidates was
-    chosen on tuning queries in ``benchmarks/retrieval.py``)."""
+    band/row split is datasketch's optimum for it. Keep it at or below ``threshold`` so that
+    neighbours are found with high probability (0.3 with 128 permutations and 512 candidates
+    was chosen on tuning queries in ``benchmarks/retrieval.py`` for the top 50 at threshold
+    0.3)."""
     lsh_num_perm: int = 128
     """MinHash permutations per state: more gives sharper LSH recall, more memory and time."""
-    lsh_max_candidates: int = 64
+    lsh_max_candidates: int = 512
     """Most state texts an LSH query re-scores exactly; beyond it, those sharing the most bands
     with the query (the highest estimated Jaccard) are kept. Bounds the cost of a query that
     lands in a large cluster of near-duplicate states."""
-    vector_candidates: int = 64
-    """Nearest distinct state texts fetched from the vector index and re-scored exactly."""
+    vector_candidates: int = 128
+    """Nearest distinct state texts fetched from the vector index and re-scored exactly (128
+    keeps recall of the top 50 near 0.95 at 100k records in ``benchmarks/retrieval.py``)."""
     embedding: EmbeddingKind = "hashing"
     """Text embedding of the ``vector`` index: ``hashing`` (signed feature hashing of the same
     word n-grams, fast and deterministic) or ``minilm`` (all-MiniLM-L6-v2 from the
@@ -133,7 +141,8 @@ class RetrievalConfig:
         _check(self.similarity in kinds, f"unknown similarity {self.similarity}")
         _check(self.ngram >= 1, f"ngram must be >= 1, got {self.ngram}")
         _check(0.0 <= self.key_weight <= 1.0, "key_weight must be in [0, 1]")
-        _check(self.index in ("exact", "lsh", "vector"), f"unknown index {self.index}")
+        _check(self.index in ("auto", "exact", "lsh", "vector"), f"unknown index {self.index}")
+        _check(self.auto_index_records >= 1, "auto_index_records must be >= 1")
         _check(0.0 < self.lsh_threshold < 1.0, "lsh_threshold must be in (0, 1)")
         _check(self.lsh_num_perm >= 4, f"lsh_num_perm must be >= 4, got {self.lsh_num_perm}")
         _check(self.lsh_max_candidates >= 1, "lsh_max_candidates must be >= 1")

@@ -29,7 +29,7 @@ from jitrl.llm.base import LanguageModel, Prompt, ScoreResult
 from jitrl.memory import open_store
 from jitrl.memory.base import ExperienceStore
 from jitrl.method.calibration import PriorCalibration, sample_of
-from jitrl.method.config import JitRLConfig
+from jitrl.method.config import JitRLConfig, ScopeConfig
 from jitrl.method.episode import Episode, PromptBuilder, Validator, as_state
 from jitrl.method.policy import corrected_logits, select
 from jitrl.method.pruning import prune
@@ -43,6 +43,7 @@ from jitrl.method.types import (
     State,
 )
 from jitrl.method.values import estimate, exploration, proposals
+from jitrl.retrieval.factory import resolve_auto
 from jitrl.retrieval.index import MemoryIndex
 from jitrl.retrieval.persist import index_folder, open_index, save_index
 
@@ -121,11 +122,11 @@ def _decision(
     )
 
 
-def _index_folder(store: ExperienceStore | None, config: JitRLConfig) -> Path | None:
+def _index_folder(store: ExperienceStore | None, scope: ScopeConfig, kind: str) -> Path | None:
     """Where the candidate index of this learner's namespaces is saved (one per set of them)."""
-    readable = config.scope.readable
-    scope = None if readable == {DEFAULT_NAMESPACE} else ",".join(sorted(readable))
-    return None if store is None else index_folder(store, config.retrieval.index, scope)
+    readable = scope.readable
+    named = None if readable == {DEFAULT_NAMESPACE} else ",".join(sorted(readable))
+    return None if store is None else index_folder(store, kind, named)
 
 
 class JitRL:
@@ -162,15 +163,18 @@ class JitRL:
         self.namespace = self.config.scope.namespace
         """The namespace this learner's episodes are stored in."""
         self._readable = self.config.scope.readable
-        self._index_folder = _index_folder(self.store, self.config)
+        retrieval = self.config.retrieval
+        if self.store is not None:  # a large memory starts with the index it will need
+            retrieval = resolve_auto(retrieval, len(self.store))
+        self._index_folder = _index_folder(self.store, self.config.scope, retrieval.index)
         if self.store is None:
             self.index = MemoryIndex(self.config.retrieval, ())
         elif episodes is not None:
-            self.index = MemoryIndex(self.config.retrieval, self._records_of(episodes))
+            self.index = MemoryIndex(retrieval, self._records_of(episodes))
         else:
             records = self.store.in_namespaces(self._readable)
-            self.index, status = open_index(self.config.retrieval, records, self._index_folder)
-            log.info("memory index (%s): %s", self.config.retrieval.index, status)
+            self.index, status = open_index(retrieval, records, self._index_folder)
+            log.info("memory index (%s): %s", retrieval.index, status)
         # the current episode's few steps are searched exactly, and never excluded as own task
         self._working_config = replace(
             self.config.retrieval,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+from dataclasses import replace
 from functools import lru_cache
 
 from jitrl.method.config import RetrievalConfig
@@ -43,3 +45,13 @@ def make_candidate_index(config: RetrievalConfig) -> CandidateIndex:
         assert isinstance(embedder, Embedder)
         return VectorIndex(embedder, config.vector_candidates)
     return ExactIndex(config.ngram)
+
+
+def resolve_auto(config: RetrievalConfig, records: int) -> RetrievalConfig:
+    """``config`` with ``index="auto"`` made concrete for a memory of ``records`` records:
+    ``vector`` from ``auto_index_records`` on when usearch is installed, else unchanged (an
+    ``auto`` index starts exact and switches itself if it grows past the limit)."""
+    large = records >= config.auto_index_records
+    if config.index == "auto" and large and importlib.util.find_spec("usearch") is not None:
+        return replace(config, index="vector")
+    return config

@@ -13,13 +13,17 @@ Memory hygiene (near-duplicate cap, capacity, leave-one-task-out) is applied her
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from jitrl.method.config import RetrievalConfig
 from jitrl.method.similarity import combine, ngrams
 from jitrl.method.types import Experience, Neighbour, State
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from jitrl.retrieval.base import CandidateIndex
@@ -40,7 +44,7 @@ class _StateGroup:
 
 
 def _make_candidates(config: RetrievalConfig) -> CandidateIndex | None:
-    if config.index == "exact":
+    if config.index in ("exact", "auto"):  # auto starts exact (see MemoryIndex.add)
         return None
     from jitrl.retrieval.factory import make_candidate_index
 
@@ -82,6 +86,7 @@ class MemoryIndex:
         self._by_text: list[list[_StateGroup]] = []
         self._candidates = candidates if candidates is not None else _make_candidates(config)
         self._inverted = self._candidates is None
+        self._auto = config.index == "auto" and candidates is None
         self._hygiene = _make_hygiene(config)
         self._count = 0
         self._seq = 0
@@ -143,6 +148,28 @@ class MemoryIndex:
         cand = self._candidates
         if cand is not None and len(cand) < len(self._texts):
             cand.add(self._texts[len(cand) :])
+        elif self._auto and self._count >= self.config.auto_index_records:
+            self._auto = False  # one try: the vector index, or exact for good
+            self._switch_to_vector()
+
+    def _switch_to_vector(self) -> None:
+        """``index="auto"`` past ``auto_index_records``: put the vector index in front."""
+        from jitrl.retrieval.factory import make_candidate_index
+
+        try:
+            vector = make_candidate_index(replace(self.config, index="vector"))
+        except ImportError as err:
+            log.warning(
+                "memory holds %d records: the exact scan slows decisions down from here (%s; "
+                "pip install 'jitrl[scale]' for the vector index)",
+                self._count,
+                err,
+            )
+            return
+        log.info("memory holds %d records: switching to the vector index", self._count)
+        self.set_candidates(vector)
+        self._by_gram.clear()  # the inverted index is not needed any more
+        self._inverted = False
 
     def _group(self, state: State) -> _StateGroup:
         ident = (state.text, state.key)

@@ -169,7 +169,9 @@ class ApiClient:
         body = getattr(exc, "body", None)
         detail = one_line(str(body if body is not None else exc), BODY_EXCERPT_CHARS)
         hint = ""
-        if status == SERVER_ERROR:
+        if isinstance(exc, sdk.APIConnectionError):
+            hint = " (is the server running and reachable at that URL?)"
+        elif status == SERVER_ERROR:
             hint = (
                 " (llama-cpp-python's server answers 500 to log-prob requests without "
                 "--logits_all true, and to list prompts in any case)"

@@ -150,7 +150,7 @@ class SpecOption:
 
 
 SPEC_FORM = "openai:MODEL[@URL][?key=value&...]"
-BAD_URL = "base_url must be an http:// or https:// URL"
+BAD_URL = "base_url must be an http:// or https:// URL (openai:MODEL@http://HOST:PORT/v1)"
 SPEC_OPTIONS: dict[str, SpecOption] = {
     "mode": SpecOption(str, lambda v: v in MODES, "one of " + ", ".join(MODES)),
     "permutations": SpecOption(int, lambda v: v >= 1, "an integer >= 1"),
