@@ -115,7 +115,10 @@ def open_store(
         url = f"{scheme}{separator}{rest}"
         return PostgresStore(url, config, create=create and not read_only)
     if scheme != "sqlite":
-        raise ValueError(f"unsupported store URL scheme {scheme!r} in {spec!r}")
+        raise ValueError(
+            f"unsupported store URL scheme {scheme!r} in {spec!r} (use a file path, sqlite:///PATH "
+            "or postgresql://...)"
+        )
     if not spec.lower().startswith(_SQLITE_PREFIX) or len(spec) == len(_SQLITE_PREFIX):
         raise ValueError(f"expected sqlite:///path (e.g. sqlite:///memory.sqlite), got {spec!r}")
     return _sqlite(Path(spec[len(_SQLITE_PREFIX) :]), config, create, read_only)

@@ -24,6 +24,7 @@ from jitrl.memory.base import StoreError, apply_migrations
 logger = logging.getLogger(__name__)
 
 #: ``PRAGMA application_id`` of every jitrl store: the ASCII bytes ``"JITR"``.
+_UNTOUCHED = "left untouched (give a jitrl store, or a new file name)"
 APPLICATION_ID: Final = 0x4A49_5452
 #: ``PRAGMA user_version`` written by this code; files with a larger value are refused.
 SCHEMA_VERSION: Final = 2
@@ -131,14 +132,16 @@ def _plan(path: Path, probe: _Probe) -> _Plan:
     raise StoreError(
         f"{path} is a SQLite database but not a jitrl store (application_id="
         f"{probe.application_id:#x}, user_version={probe.user_version}, tables="
-        f"{sorted(probe.tables)}); refusing to use or modify it"
+        f"{sorted(probe.tables)}); {_UNTOUCHED}"
     )
 
 
 def _read_header(path: Path, create: bool) -> bytes | None:
     """Return the first bytes of the file at ``path``, or ``None`` when it does not exist."""
     if path.is_dir():
-        raise StoreError(f"{path} is a directory; a jitrl store is a single file")
+        raise StoreError(
+            f"{path} is a directory; a jitrl store is a single file (give a file name in it)"
+        )
     try:
         with path.open("rb") as handle:
             return handle.read(_HEADER_SIZE)
@@ -175,14 +178,12 @@ def _inspection_uri(path: Path, header: bytes) -> str:
 def _inspect_existing(path: Path, header: bytes, timeout: float) -> None:
     """Refuse a non-empty file that is not a jitrl store, opening it read-only at most."""
     if len(header) < _HEADER_SIZE or not header.startswith(_SQLITE_MAGIC):
-        raise StoreError(
-            f"{path} is not a SQLite database (no SQLite header); refusing to use or modify it"
-        )
+        raise StoreError(f"{path} is not a SQLite database (no SQLite header); {_UNTOUCHED}")
     application_id = _header_application_id(header)
     if application_id not in (0, APPLICATION_ID):
         raise StoreError(
             f"{path} is a SQLite database of another application (application_id="
-            f"{application_id:#x}, jitrl uses {APPLICATION_ID:#x}); refusing to use or modify it"
+            f"{application_id:#x}, jitrl uses {APPLICATION_ID:#x}); {_UNTOUCHED}"
         )
     uri = _inspection_uri(path, header)
     try:

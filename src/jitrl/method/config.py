@@ -68,9 +68,11 @@ class RetrievalConfig:
     actions matched by their words, each candidate draws on the neighbours that took a similar
     action, so the pool is larger than with exact actions only (10)."""
     threshold: float = 0.3
-    """Minimum similarity for a record to be a neighbour, in ``(0, 1]``. 0.3 separates the same
-    situation in another instance from other situations best on TextWorldExpress and Jericho
-    states (``benchmarks/similarity.py``)."""
+    """Minimum similarity for a record to be a neighbour, in ``(0, 1]``: a floor under the top
+    ``k`` (closest first), not a classifier. Alone, word Jaccard detects "the same situation in
+    another instance" best near 0.7 (``benchmarks/similarity.py``), but with memory alone 0.3
+    and 0.7 scored within each other's 95 % intervals on five TextWorldExpress games
+    (``benchmarks/sweep.py``, BENCHMARKS.md), and 0.3 finds neighbours in a new setting sooner."""
     similarity: SimilarityKind = "text"
     """``text``: word n-gram Jaccard of state texts, raised towards 1 by ``key_weight`` when both
     states carry the same exact key (a key adds, it never gates); ``ngram``: Jaccard alone;
