@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from jitrl.envs.factory import JERICHO_DIR_ENV_VAR
 from jitrl.method.config import RetrievalConfig, ValueConfig
 from jitrl.method.types import Neighbour, State
 from jitrl.method.values import estimate
@@ -63,7 +64,7 @@ log = logging.getLogger("retrieval")
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "benchmarks" / "results"
 JERICHO_GAMES = Path(
-    os.environ.get("JITRL_JERICHO_DIR") or REPO.parent / "shared" / "games" / "jericho"
+    os.environ.get(JERICHO_DIR_ENV_VAR) or REPO.parent / "shared" / "games" / "jericho"
 )
 """Game files played when no recorded Jericho decisions exist."""
 DEFAULTS = RetrievalConfig()

@@ -22,6 +22,7 @@ import itertools
 import json
 import random
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,8 +71,7 @@ def played_jericho_traces(games: Path, episodes: int, steps: int, seed: int) -> 
     rng = random.Random(seed)
     out: list[Trace] = []
     for game in sorted(p for p in games.iterdir() if p.suffix[:2] == ".z"):
-        env = make_env(f"jericho:{game}", max_steps=steps, seed=seed)
-        try:
+        with closing(make_env(f"jericho:{game}", max_steps=steps, seed=seed)) as env:
             for episode in range(episodes):
                 _, info = env.reset(seed=seed + episode)
                 trace = Trace(game.stem, [])
@@ -82,8 +82,6 @@ def played_jericho_traces(games: Path, episodes: int, steps: int, seed: int) -> 
                     if terminated or truncated:
                         break
                 out.append(trace)
-        finally:
-            env.close()
     return out
 
 

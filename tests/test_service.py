@@ -82,6 +82,14 @@ def ok(resp: httpx.Response, status: int = 200) -> dict[str, Any]:
     return body
 
 
+def wait_until_none_open(c: httpx.Client, message: str, seconds: float = 30) -> None:
+    """Poll ``/health`` until no episode is open (the sweeper has expired them all)."""
+    deadline = time.monotonic() + seconds
+    while ok(c.get("/health"))["open_episodes"]:
+        assert time.monotonic() < deadline, message
+        time.sleep(0.1)
+
+
 def play(c: httpx.Client, eid: str, steps: list[tuple[str, list[float], float]]) -> list[dict]:
     """Open ``eid``, then decide and reward for each (state, logits, reward); the decisions.
 
@@ -296,11 +304,8 @@ def test_a_vanished_client_s_episode_expires(tmp_path: Path, on_expire: str) -> 
                 )
             )
         # the client has disconnected without finishing; only the background sweeper runs now
-        deadline = time.monotonic() + 30
         with httpx.Client(base_url=url, timeout=30) as c:
-            while ok(c.get("/health"))["open_episodes"]:
-                assert time.monotonic() < deadline, "the episode never expired"
-                time.sleep(0.1)
+            wait_until_none_open(c, "the episode never expired")
             stats = ok(c.get("/memory/stats"))
             assert_refused(c.post("/episodes/gone/reward", json={"reward": 1.0}), 404, "expired")
     episodes = stored_episodes(config)
