@@ -189,3 +189,35 @@ def test_reflection_falls_back_to_env_rewards_on_garbage():
         ep.decide(f"room {i}", ["a", "b"], logits=[0.0, 0.0])
         ep.reward(reward)
     assert [e.reward for e in ep.finish()] == [0.0, 3.0]
+
+
+def _probs_after(store, rewards: list[float], beta_unit: str) -> list[float]:
+    """The corrected distribution in a state after two episodes with these rewards."""
+    config = JitRLConfig(
+        returns=ReturnConfig(gamma=0.5, terminal_penalty=0.0, revisit_penalty=0.0),
+        retrieval=RetrievalConfig(k=10, threshold=0.5, similarity="mix"),
+        values=ValueConfig(alpha=0.0, action_similarity="exact", loop_penalty=0.0),
+        policy=PolicyConfig(
+            beta=0.5,
+            beta_unit=beta_unit,
+            selection="sample",
+            calibrate=False,  # type: ignore[arg-type]
+        ),
+    )
+    jit = JitRL(type(store)(), config)
+    state = State("dark room lamp", "k1")
+    for i, (action, reward) in enumerate(zip(CANDS[:2], rewards, strict=True)):
+        with jit.episode("t", f"e{i}") as ep:
+            ep.decide(state, [action], logits=[0.0])
+            ep.reward(reward)
+    return list(jit.decide(state, CANDS, logits=[-1.0, -2.0, -3.0], task_id="t").probs)
+
+
+def test_beta_in_reward_units_means_the_same_on_every_scale(list_store) -> None:
+    small = _probs_after(list_store, [1.0, 0.5], "reward")
+    large = _probs_after(list_store, [100.0, 50.0], "reward")
+    assert large == pytest.approx(small)
+    # in points, the same evidence a hundred times larger swamps the model
+    points_small = _probs_after(list_store, [1.0, 0.5], "points")
+    points_large = _probs_after(list_store, [100.0, 50.0], "points")
+    assert max(points_large) > 0.999 > max(points_small)

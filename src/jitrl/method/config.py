@@ -19,6 +19,7 @@ TieBreak = Literal["first", "random"]
 Correction = Literal["advantages", "exploration", "none"]
 AdvantageScale = Literal["none", "max_abs"]
 Selection = Literal["greedy", "sample"]
+BetaUnit = Literal["points", "reward"]
 IndexKind = Literal["auto", "exact", "lsh", "vector"]
 EmbeddingKind = Literal["hashing", "minilm"]
 
@@ -211,6 +212,12 @@ class PolicyConfig:
     """KL strength: large keeps the LLM's distribution, small follows memory greedily. A small
     model's log-probabilities differ by 5-8 nats between sensible commands, so advantages of a
     few points need a beta well below 1 to matter (sweep in ``BENCHMARKS.md``)."""
+    beta_unit: BetaUnit = "points"
+    """What ``beta`` is measured in. ``points``: the environment's own reward points, so an
+    environment scoring 0-100 (ScienceWorld) lets memory outweigh the model a hundred times more
+    than one scoring 0-1 (TextWorldExpress). ``reward``: the task's reward unit (the mean size of
+    its non-zero rewards, the unit of the penalties; 1 until its first finished episode), so that
+    one beta means the same on every scale: ``z' = z + A / (beta * unit)``."""
     selection: Selection = "greedy"
     """``greedy``: argmax of the corrected logits; ``sample``: draw from ``softmax(z' / T)``."""
     temperature: float = 1.0
@@ -242,6 +249,7 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         _check(self.beta > 0.0 and math.isfinite(self.beta), "beta must be positive and finite")
         _check(self.selection in ("greedy", "sample"), f"unknown selection {self.selection}")
+        _check(self.beta_unit in ("points", "reward"), f"unknown beta_unit {self.beta_unit}")
         _check(
             self.temperature > 0.0 and math.isfinite(self.temperature), "temperature must be > 0"
         )

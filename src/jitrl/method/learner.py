@@ -274,15 +274,25 @@ class JitRL:
         task = task_id or ""
         weight = self.calibration.weight(task)
         adv = self._advantages(view, loops)
-        z = corrected_logits(base, adv, self.config.policy.beta, prior_weight=weight)
+        beta = self.beta(task)
+        z = corrected_logits(base, adv, beta, prior_weight=weight)
         idx, probs = select(z, self.config.policy, self.rng)
         if view.estimates is not None:
             est = view.estimates
-            self.calibration.observe(task, sample_of(base, est.q, est.counts))
+            per_unit = self.config.policy.beta / beta  # Q in the unit beta is measured in
+            q = tuple(x * per_unit for x in est.q)
+            self.calibration.observe(task, sample_of(base, q, est.counts))
         t_mem += time.perf_counter() - t1
         timing = (llm_s, t_mem, usage)
-        beta = self.config.policy.beta
         return _decision(st, view, base, z.tolist(), probs.tolist(), idx, timing, beta, weight)
+
+    def beta(self, task_id: str) -> float:
+        """The KL strength of ``task_id`` in reward points: ``policy.beta``, times the task's
+        reward unit when ``policy.beta_unit`` is ``"reward"``."""
+        policy = self.config.policy
+        if policy.beta_unit == "reward":
+            return policy.beta * self.reward_units.unit(task_id)
+        return policy.beta
 
     def _memory_view(
         self,
