@@ -104,3 +104,24 @@ def test_actions_that_looped_here_lose_value_per_loop() -> None:
     est = estimate(ns, ["wait", "walk"], cfg, looped={"wait": 2})
     assert est.q == pytest.approx((-3.0, 0.0))
     assert estimate(ns, ["wait"], ValueConfig(alpha=0.0, loop_penalty=0.0), {"wait": 2}).q == (0.0,)
+
+
+def test_kind_backoff_makes_untried_actions_of_a_deadly_kind_unattractive() -> None:
+    # three different "focus on X" were fatal; "look around" was uneventful
+    neighbours = [
+        nb("focus on door", -100.0),
+        nb("focus on art studio", -100.0),
+        nb("focus on soil", -100.0),
+        nb("look around", 0.0),
+    ]
+    candidates = ["focus on banana", "open drawer"]
+    plain = estimate(neighbours, candidates, ValueConfig(action_similarity="exact"))
+    assert plain.q[0] == plain.q[1] > 0.0  # both untried: the same optimism
+    kinds = estimate(
+        neighbours, candidates, ValueConfig(action_similarity="exact", kind_backoff=True)
+    )
+    assert kinds.q[1] == plain.q[1]  # no neighbour opened anything: optimism as before
+    # the deadly kind pulls its untried one down to about the value of the state
+    assert kinds.advantages[0] < 1.0 < 75.0 < kinds.advantages[1]
+    assert kinds.q[0] == pytest.approx((-300.0 + plain.q[0]) / 4.0)
+    assert kinds.counts == plain.counts == (0, 0)

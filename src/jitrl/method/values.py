@@ -24,7 +24,8 @@ def estimate(
       weighted by state times action similarity; see :func:`_backoff`), plus
       ``seen_bonus * sqrt(ln|N| / n(s, a))``; for an action no neighbour's action matches,
       ``max(V(s), unseen_floor) + alpha / (1 + |N|)``, an optimism that shrinks as evidence
-      grows (``unseen_floor=None`` gives the plain ``V + alpha / (1 + |N|)``).
+      grows (``unseen_floor=None`` gives the plain ``V + alpha / (1 + |N|)``), backed off to
+      the returns of the neighbours' actions of the same kind when ``kind_backoff`` is on.
     - ``n(s, a)``: the number of neighbours whose action matches ``a``.
     - ``Q(s, a)`` is lowered by ``loop_penalty * looped[a]``: ``looped`` counts the times ``a``
       looped from this state in the current episode, in reward units.
@@ -43,7 +44,8 @@ def estimate(
         by_action.setdefault(nb.experience.action, []).append(nb)
     size = len(neighbours)
     base = v if config.unseen_floor is None else max(v, config.unseen_floor)
-    unseen_q = base + config.alpha / (1.0 + size)
+    optimism = base + config.alpha / (1.0 + size)
+    kinds = _by_kind(neighbours) if config.kind_backoff else {}
     q: list[float] = []
     counts: list[int] = []
     for action in candidates:
@@ -52,6 +54,7 @@ def estimate(
         count = len(exact) + sum(len(group) for group, _ in similar)
         counts.append(count)
         tabu = config.loop_penalty * loops.get(action, 0)
+        unseen_q = _kind_value(kinds.get(_kind(action), []), config.action_prior, optimism)
         if count == 0:
             q.append(unseen_q - tabu)
             continue
@@ -77,6 +80,31 @@ def _similar(
         if match > 0.0:
             out.append((group, match))
     return out
+
+
+def _kind(action: str) -> str:
+    """The kind of an action: its first word, lower-cased."""
+    words = action.split()
+    return words[0].lower() if words else ""
+
+
+def _by_kind(neighbours: Sequence[Neighbour]) -> dict[str, list[Neighbour]]:
+    """Neighbours grouped by the kind of the action they took."""
+    out: dict[str, list[Neighbour]] = {}
+    for nb in neighbours:
+        out.setdefault(_kind(nb.experience.action), []).append(nb)
+    return out
+
+
+def _kind_value(group: Sequence[Neighbour], prior: float, optimism: float) -> float:
+    """The value of an untried action: the optimism of the untried, backed off to the
+    similarity-weighted mean return of the neighbours' actions of its kind (``group``) with
+    weight ``prior`` (:attr:`~jitrl.method.config.ValueConfig.kind_backoff`)."""
+    weight = sum(nb.similarity for nb in group)
+    if weight == 0.0:
+        return optimism
+    total = sum(nb.similarity * nb.experience.ret for nb in group)
+    return (total + prior * optimism) / (weight + prior)
 
 
 def _backoff(
