@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 
 from jitrl.llm.base import Prompt
@@ -19,7 +21,7 @@ def cfg(**policy):
     return JitRLConfig(
         returns=ReturnConfig(gamma=0.5, terminal_penalty=10.0),
         retrieval=RetrievalConfig(k=10, threshold=0.5, similarity="mix"),
-        values=ValueConfig(alpha=5.0, action_similarity="exact"),
+        values=ValueConfig(alpha=5.0, action_similarity="exact", kind_backoff=False),
         policy=PolicyConfig(beta=0.5, **policy),
     )
 
@@ -51,6 +53,22 @@ def test_memory_steers_away_from_a_bad_action_and_toward_a_good_one(list_store):
     assert len(list_store) == 4  # context exit finished and stored the episode
     d2 = jit.decide(state, CANDS, logits=[-1.0, -2.0, -3.0])
     assert d2.action == "go south" and d2.estimates.q[1] == pytest.approx(10.0)
+
+
+def test_with_the_kind_backoff_an_untried_action_of_a_failing_kind_waits(list_store):
+    config = cfg()
+    config = replace(config, values=replace(config.values, kind_backoff=True))
+    jit = JitRL(list_store, config)
+    state = State("dark room lamp", "k1")
+    for i in range(3):  # "go north" keeps failing; "go south" is of the same kind
+        with jit.episode("t", f"bad{i}") as ep:
+            ep.decide(state, CANDS, logits=[0.0, -50.0, -50.0])
+            ep.reward(0.0)
+            ep.finish(failed=True)
+    d = jit.decide(state, CANDS, logits=[-1.0, -2.0, -3.0])
+    assert d.estimates is not None
+    assert d.estimates.q[0] < d.estimates.q[1] < d.estimates.q[2]
+    assert d.action == "eat lamp"
 
 
 def test_returns_are_stored_discounted(list_store):

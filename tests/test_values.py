@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -80,7 +81,13 @@ def test_a_candidate_worded_for_another_instance_inherits_the_value() -> None:
 
 
 def test_own_evidence_first_then_similar_actions_then_optimism() -> None:
-    cfg = ValueConfig(alpha=0.0, unseen_floor=0.0, action_similarity="words", action_prior=1.0)
+    cfg = ValueConfig(
+        alpha=0.0,
+        unseen_floor=0.0,
+        action_similarity="words",
+        action_prior=1.0,
+        kind_backoff=False,
+    )
     north, south = nb("open door to north", 4.0), nb("open door to south", -4.0)
     v = 0.0  # mean return of the two neighbours; unseen value max(V, 0) + 0
     # the similar action (weight 0.6) backed off to optimism, then one own neighbour
@@ -94,6 +101,10 @@ def test_own_evidence_first_then_similar_actions_then_optimism() -> None:
     # no evidence of its own: similar actions, tempered by the optimism of an untried action
     alone = estimate([south], ["open door to north"], cfg)
     assert alone.q[0] == pytest.approx((0.6 * -4.0 + 1.0 * 0.0) / 1.6)
+    # with the kind backoff (the default) the optimism itself is first tempered by the other
+    # "open" action's return
+    kinds = estimate([south], ["open door to north"], replace(cfg, kind_backoff=True))
+    assert kinds.q[0] == pytest.approx((0.6 * -4.0 + 1.0 * (-4.0 + 0.0) / 2.0) / 1.6)
     no_prior = ValueConfig(alpha=0.0, action_similarity="words", action_prior=0.0)
     assert estimate([north, south], ["open door to north"], no_prior).q[0] == pytest.approx(4.0)
 
@@ -115,7 +126,8 @@ def test_kind_backoff_makes_untried_actions_of_a_deadly_kind_unattractive() -> N
         nb("look around", 0.0),
     ]
     candidates = ["focus on banana", "open drawer"]
-    plain = estimate(neighbours, candidates, ValueConfig(action_similarity="exact"))
+    plain_config = ValueConfig(action_similarity="exact", kind_backoff=False)
+    plain = estimate(neighbours, candidates, plain_config)
     assert plain.q[0] == plain.q[1] > 0.0  # both untried: the same optimism
     kinds = estimate(
         neighbours, candidates, ValueConfig(action_similarity="exact", kind_backoff=True)

@@ -183,7 +183,7 @@ class ValueConfig:
     """Weight, in neighbours of similarity 1, of what similar actions say about a candidate
     once the candidate has evidence of its own: ``Q = (W Q_own + action_prior Q_similar) / (W +
     action_prior)``. Similar actions decide alone only for a candidate no neighbour took."""
-    kind_backoff: bool = False
+    kind_backoff: bool = True
     """Value an action that neither it nor a similar action was tried for by the returns of
     the neighbours' actions of the same kind (the same first word), before the optimism of
     the untried: ``Q = (W_kind Q_kind + action_prior Q_unseen) / (W_kind + action_prior)``.
