@@ -29,7 +29,7 @@ from collections.abc import Sequence, Set
 from itertools import combinations
 
 from jitrl.method.config import PruneConfig
-from jitrl.method.similarity import action_words
+from jitrl.method.similarity import action_kind, action_words
 from jitrl.method.types import Estimates
 
 STOPWORDS = frozenset(
@@ -81,7 +81,7 @@ def object_words(candidates: Sequence[str], named: Set[str] = frozenset()) -> li
     only ever follows one verb is part of that verb's phrasing (``up`` in ``pick up``,
     ``around`` in ``look around``)."""
     words = [action_words(c) - STOPWORDS for c in candidates]
-    heads = [_kind(c) for c in candidates]
+    heads = [action_kind(c) for c in candidates]
     kinds: dict[str, set[str]] = {}
     for head, ws in zip(heads, words, strict=True):
         for w in ws:
@@ -120,12 +120,6 @@ def _scores(
     return scores
 
 
-def _kind(candidate: str) -> str:
-    """The kind of an action: its first word, lower-cased."""
-    words = candidate.split()
-    return words[0].lower() if words else ""
-
-
 def _simplest_first(group: list[int], objects: Sequence[frozenset[str]]) -> list[int]:
     """``group`` (one kind, best first) with the longer variants deferred: a candidate is put
     after the others when another candidate of the same kind names a strict part of its things,
@@ -161,7 +155,7 @@ def breadth_first(
     ``objects`` are the candidates' things, from :func:`object_words`)."""
     kinds: dict[str, list[int]] = {}
     for i in sorted(pool, key=lambda i: (-scores[i], len(candidates[i].split()), i)):
-        kinds.setdefault(_kind(candidates[i]), []).append(i)
+        kinds.setdefault(action_kind(candidates[i]), []).append(i)
     ordered = sorted(
         (_simplest_first(g, objects) for g in kinds.values()), key=lambda group: -scores[group[0]]
     )

@@ -67,6 +67,12 @@ def action_words(action: str) -> frozenset[str]:
     return frozenset(_WORD.findall(action.lower()))
 
 
+def action_kind(action: str) -> str:
+    """The kind of an action: its first word, lower-cased (``go``, ``take``, ``click``)."""
+    words = action.split()
+    return words[0].lower() if words else ""
+
+
 def action_similarity(a: str, b: str, kind: ActionSimilarity, threshold: float) -> float:
     """How much a neighbour's action ``b`` counts for candidate ``a``, in ``[0, 1]``.
 

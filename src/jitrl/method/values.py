@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from jitrl.method.config import ValueConfig
-from jitrl.method.similarity import action_similarity
+from jitrl.method.similarity import action_kind, action_similarity
 from jitrl.method.types import Estimates, Neighbour
 
 
@@ -54,7 +54,7 @@ def estimate(
         count = len(exact) + sum(len(group) for group, _ in similar)
         counts.append(count)
         tabu = config.loop_penalty * loops.get(action, 0)
-        unseen_q = _kind_value(kinds.get(_kind(action), []), config.action_prior, optimism)
+        unseen_q = _kind_value(kinds.get(action_kind(action), []), config.action_prior, optimism)
         if count == 0:
             q.append(unseen_q - tabu)
             continue
@@ -82,17 +82,11 @@ def _similar(
     return out
 
 
-def _kind(action: str) -> str:
-    """The kind of an action: its first word, lower-cased."""
-    words = action.split()
-    return words[0].lower() if words else ""
-
-
 def _by_kind(neighbours: Sequence[Neighbour]) -> dict[str, list[Neighbour]]:
     """Neighbours grouped by the kind of the action they took."""
     out: dict[str, list[Neighbour]] = {}
     for nb in neighbours:
-        out.setdefault(_kind(nb.experience.action), []).append(nb)
+        out.setdefault(action_kind(nb.experience.action), []).append(nb)
     return out
 
 
