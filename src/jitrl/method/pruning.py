@@ -99,14 +99,15 @@ def relevance(state_text: str, candidates: Sequence[str]) -> list[float]:
     :data:`GENERAL_MAX_WORDS` words) applies anywhere and gets ``inf``: there are few such
     actions, and they are often the right one. A longer one naming nothing the state names
     (a link whose label appears nowhere else) gets 0."""
+    return _things_and_scores(state_text, candidates)[1]
+
+
+def _things_and_scores(
+    state_text: str, candidates: Sequence[str]
+) -> tuple[list[frozenset[str]], list[float]]:
+    """The candidates' things (:func:`object_words`) and their :func:`relevance`."""
     context = action_words(state_text) - STOPWORDS
-    return _scores(candidates, object_words(candidates, context), context)
-
-
-def _scores(
-    candidates: Sequence[str], objects: Sequence[frozenset[str]], context: Set[str]
-) -> list[float]:
-    """:func:`relevance` from the candidates, their things and the state's words."""
+    objects = object_words(candidates, context)
     frequency: Counter[str] = Counter(w for ws in objects for w in ws)
     total = len(objects)
     scores = []
@@ -117,7 +118,7 @@ def _scores(
             continue
         weight = math.fsum(math.log(1.0 + total / frequency[w]) for w in ws & context)
         scores.append(weight / len(ws))
-    return scores
+    return objects, scores
 
 
 def _simplest_first(group: list[int], objects: Sequence[frozenset[str]]) -> list[int]:
@@ -192,10 +193,9 @@ def prune(
         seen = [i for i, n in enumerate(estimates.counts) if n > 0 and i not in first]
         seen.sort(key=lambda i: -estimates.q[i])
         keep += seen[: int(limit * config.memory_share)]
-    context = action_words(state_text) - STOPWORDS
-    objects = object_words(candidates, context)
+    objects, scores = _things_and_scores(state_text, candidates)
     chosen = set(keep)
     pool = [i for i in range(len(candidates)) if i not in chosen]
-    rest = breadth_first(candidates, _scores(candidates, objects, context), pool, objects)
+    rest = breadth_first(candidates, scores, pool, objects)
     keep += rest[: max(0, limit - len(keep))]
     return sorted(keep)

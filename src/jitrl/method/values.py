@@ -45,7 +45,7 @@ def estimate(
     size = len(neighbours)
     base = v if config.unseen_floor is None else max(v, config.unseen_floor)
     optimism = base + config.alpha / (1.0 + size)
-    kinds = _by_kind(neighbours) if config.kind_backoff else {}
+    kinds = _kind_values(neighbours, config.action_prior, optimism) if config.kind_backoff else {}
     q: list[float] = []
     counts: list[int] = []
     for action in candidates:
@@ -54,7 +54,7 @@ def estimate(
         count = len(exact) + sum(len(group) for group, _ in similar)
         counts.append(count)
         tabu = config.loop_penalty * loops.get(action, 0)
-        unseen_q = _kind_value(kinds.get(action_kind(action), []), config.action_prior, optimism)
+        unseen_q = kinds.get(action_kind(action), optimism)
         if count == 0:
             q.append(unseen_q - tabu)
             continue
@@ -82,23 +82,23 @@ def _similar(
     return out
 
 
-def _by_kind(neighbours: Sequence[Neighbour]) -> dict[str, list[Neighbour]]:
-    """Neighbours grouped by the kind of the action they took."""
-    out: dict[str, list[Neighbour]] = {}
+def _kind_values(
+    neighbours: Sequence[Neighbour], prior: float, optimism: float
+) -> dict[str, float]:
+    """The value of an untried action, per kind of action the neighbours took: the optimism of
+    the untried backed off to the similarity-weighted mean return of the neighbours' actions of
+    that kind, with weight ``prior`` (:attr:`~jitrl.method.config.ValueConfig.kind_backoff`).
+    A kind no neighbour took is absent: its untried actions keep the plain optimism."""
+    sums: dict[str, tuple[float, float]] = {}
     for nb in neighbours:
-        out.setdefault(action_kind(nb.experience.action), []).append(nb)
-    return out
-
-
-def _kind_value(group: Sequence[Neighbour], prior: float, optimism: float) -> float:
-    """The value of an untried action: the optimism of the untried, backed off to the
-    similarity-weighted mean return of the neighbours' actions of its kind (``group``) with
-    weight ``prior`` (:attr:`~jitrl.method.config.ValueConfig.kind_backoff`)."""
-    weight = sum(nb.similarity for nb in group)
-    if weight == 0.0:
-        return optimism
-    total = sum(nb.similarity * nb.experience.ret for nb in group)
-    return (total + prior * optimism) / (weight + prior)
+        kind = action_kind(nb.experience.action)
+        weight, total = sums.get(kind, (0.0, 0.0))
+        sums[kind] = (weight + nb.similarity, total + nb.similarity * nb.experience.ret)
+    return {
+        kind: (total + prior * optimism) / (weight + prior)
+        for kind, (weight, total) in sums.items()
+        if weight > 0.0
+    }
 
 
 def _backoff(
