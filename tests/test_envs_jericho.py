@@ -64,14 +64,29 @@ def zork() -> Iterator[JerichoEnv]:
     env.close()
 
 
-def test_states_are_text_unless_the_privileged_key_is_asked_for() -> None:
+def test_states_are_text_and_a_view_unless_the_privileged_key_is_asked_for() -> None:
     env = JerichoEnv(game("zork1"))
     try:
         _, info = env.reset()
-        assert info.state.key is None and info.state.text.startswith("location: west house")
-        assert len(info.extra["state_hash"]) == 32  # known to the adapter, not given to memory
+        assert info.state.text.startswith("location: west house")
+        assert info.state.key is not None and info.state.key.startswith("view:")
+        state_hash = info.extra["state_hash"]
+        assert len(state_hash) == 32 and state_hash not in info.state.key  # not given to memory
+        moves = info.extra["moves"]
+        _, _, _, _, opened = env.step("open mailbox")
+        assert opened.extra["moves"] == moves + 1  # the view's look spent no move
+        _, _, _, _, closed = env.step("close mailbox")
+        assert opened.state.key != info.state.key  # the mailbox shows open
+        assert closed.state.key == info.state.key  # undone: the same view, another message
+        assert closed.state.text != info.state.text
     finally:
         env.close()
+    plain = JerichoEnv(game("zork1"), JerichoConfig(view_key=False))
+    try:
+        _, info = plain.reset()
+        assert info.state.key is None
+    finally:
+        plain.close()
 
 
 def play(env: JerichoEnv, actions: list[str]) -> list[tuple[str, float, bool, list[str], str]]:

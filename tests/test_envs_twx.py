@@ -36,11 +36,34 @@ def test_every_seed_draws_an_instance_of_its_fold(coin: TextEnv) -> None:
         coin.reset(seed=1, fold="holdout")  # type: ignore[arg-type]
 
 
-def test_states_are_text_with_the_task_and_no_key(coin: TextEnv) -> None:
+def test_states_are_text_with_the_task_and_their_view_as_key(coin: TextEnv) -> None:
     _, info = coin.reset(seed=2)
-    assert isinstance(info, StepInfo) and info.state.key is None
+    assert isinstance(info, StepInfo) and info.state.key is not None
+    assert info.state.key.startswith("view:")
     assert info.state.text.startswith("task: your task is to search the environment")
     assert "| room: you are in the" in info.state.text and info.location
+
+
+def test_a_step_that_only_prints_or_is_undone_leads_back_to_the_same_view(coin: TextEnv) -> None:
+    _, start = coin.reset(seed=2)
+    _, _, _, _, after = coin.step("inventory")
+    assert after.state.text != start.state.text  # the last message differs ...
+    assert after.state.key == start.state.key  # ... the view does not
+    door = next(a for a in start.candidates if a.startswith("open door"))
+    _, _, _, _, opened = coin.step(door)
+    assert opened.state.key != start.state.key  # the room changed
+    _, _, _, _, closed = coin.step(door.replace("open", "close", 1))
+    assert closed.state.key == start.state.key and closed.state.text != start.state.text
+
+
+def test_without_the_view_key_states_have_no_key() -> None:
+    env = make_env("twx:coin", max_steps=5, seed=1)
+    try:
+        env.unwrapped.config = TWXConfig(view_key=False)  # type: ignore[attr-defined]
+        _, info = env.reset(seed=2)
+        assert info.state.key is None
+    finally:
+        env.close()
 
 
 def test_the_gold_path_wins_and_rewards_are_score_deltas(coin: TextEnv) -> None:
@@ -71,7 +94,7 @@ def test_scienceworld_variations_and_candidates() -> None:
     try:
         _, info = env.reset(seed=1)
         assert info.goal.startswith("your task is to find") or "living thing" in info.goal
-        assert len(info.candidates) > 50 and info.state.key is None
+        assert len(info.candidates) > 50 and (info.state.key or "").startswith("view:")
         variation = info.extra["variation"]
         _, test = env.reset(seed=1, fold="test")
         assert test.extra["variation"] != variation

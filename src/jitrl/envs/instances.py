@@ -4,6 +4,13 @@ Such an environment has folds of instances (``train``, ``dev``, ``test``); ``res
 fold=f)`` plays the instance of ``f`` that ``s`` draws (:func:`draw`, a stable hash), so every
 episode of a run meets a new instance and a test episode never meets a training one. Both run
 their game in a bundled Java server; their states are text made of the same parts.
+
+A state's key is its *view*: the task, the room and the inventory as the agent reads them,
+without the message about its last command (:func:`jitrl.envs.jericho.view_key`). It is no
+privileged information (the agent sees every word of it), and it is what makes "the same state"
+mean the same place in the same condition: an action that only prints something (``inventory``,
+``look around``, ``read map``) or one undone by the next (``open door`` then ``close door``)
+leads back to a visited state, so the revisit and loop penalties see it.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from jitrl.envs.base import BaseTextEnv, Fold
-from jitrl.envs.jericho import normalise_observation
+from jitrl.envs.jericho import normalise_observation, view_key
+from jitrl.method.types import State
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +37,10 @@ class InstanceConfig:
     characters."""
     step_limit: int = 10_000
     """The Java server's own step limit (episodes are cut by the run's ``max_steps``)."""
+    view_key: bool = True
+    """Give states their view as exact key (:func:`jitrl.envs.jericho.view_key`): task, room
+    and inventory, without the last message. ``False``: no key, so a state is its whole text
+    and the last message alone makes it new (the first releases)."""
 
     def __post_init__(self) -> None:
         if self.max_part_chars < 1 or self.step_limit < 1:
@@ -47,6 +59,10 @@ def state_text(parts: Mapping[str, str], cap: int) -> str:
     return " | ".join(f"{k}: {normalise_observation(v, cap)}" for k, v in parts.items())
 
 
+VIEW_PARTS = ("task", "room", "inventory")
+"""The parts of a state's text that make its view (the last observation is left out)."""
+
+
 class InstanceEnv(BaseTextEnv):
     """Folds of instances, the instance drawn, and the Java server's life.
 
@@ -56,6 +72,16 @@ class InstanceEnv(BaseTextEnv):
     _env: Any = None
     _folds: dict[str, list[int]]
     name = "the game"
+
+    config: InstanceConfig
+
+    def _state(self, parts: Mapping[str, str]) -> State:
+        """The state of ``parts`` (task, room, inventory, observation): its text, and its view
+        as key when the config asks for it."""
+        cap = self.config.max_part_chars
+        view = [parts.get(name, "") for name in VIEW_PARTS]  # whole: a room's doors come last
+        key = view_key(view) if self.config.view_key else None
+        return State(state_text(parts, cap), key)
 
     def _draw(self, seed: int | None, fold: Fold) -> int:
         if fold not in self._folds:

@@ -16,8 +16,8 @@ Quirks handled here (see ``NOTES.md``):
   so seeds are shifted by one and files are checked against Jericho's table of known games
   before the emulator sees them.
 
-The helpers :func:`normalise_observation`, :func:`format_state_text` and :func:`is_meta_command`
-are shared with the TextWorld adapter.
+The helpers :func:`normalise_observation`, :func:`format_state_text`, :func:`view_key` and
+:func:`is_meta_command` are shared with the TextWorld and instance adapters.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import hashlib
 import logging
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,12 @@ DEFAULT_MAX_OBSERVATION_CHARS = 400
 DEFAULT_CACHE_MAX_ENTRIES = 100_000
 DEFAULT_FALLBACK_ACTIONS = ("look", "wait")
 EMPTY_INVENTORY = "nothing"
+LOOK_COMMAND = "look"
+"""What the view key asks the game (on a copy) to describe the current location."""
+VIEW_KEY_PREFIX = "view:"
+"""Opens every view key, so it never equals an emulator's hash."""
+VIEW_KEY_CHARS = 16
+"""Hex digits of the sha256 kept in a view key."""
 
 META_VERBS = frozenset(
     {
@@ -94,6 +101,14 @@ def normalise_observation(text: str, max_chars: int) -> str:
         text = pattern.sub(" ", text)
     text = _WHITESPACE.sub(" ", text).strip().lower()
     return text[:max_chars].rstrip()
+
+
+def view_key(parts: Sequence[str]) -> str:
+    """A state's *view* as a short key: the texts the agent reads of it (a location, what
+    ``look`` prints, the inventory; never the last message), normalised and whole, hashed, so
+    that two states that read alike share it."""
+    view = " | ".join(normalise_observation(part, len(part)) for part in parts)
+    return VIEW_KEY_PREFIX + hashlib.sha256(view.encode("utf-8")).hexdigest()[:VIEW_KEY_CHARS]
 
 
 def format_state_text(location: str, inventory: list[str], observation: str) -> str:
@@ -145,6 +160,12 @@ class JerichoConfig:
         privileged_key: give states the emulator's world-state hash as exact key. It is
             information no real agent has (a web page or an API has no such hash), so it is off
             by default: states are then their text (location, inventory, observation).
+        view_key: without the privileged key, give states their *view* as key: the location,
+            what ``look`` prints there (asked on a copy of the game, so no move is spent) and
+            the inventory, hashed (:func:`view_key`). It is what the agent could read itself,
+            not the emulator's state; it lets the revisit and loop penalties see a step that
+            only printed something (``examine``) or was undone (``open``, ``close``).
+            ``False``: no key (the first releases).
     """
 
     seed: int = 1
@@ -156,6 +177,7 @@ class JerichoConfig:
     deterministic_valid_actions: bool = True
     fallback_actions: tuple[str, ...] = DEFAULT_FALLBACK_ACTIONS
     privileged_key: bool = False
+    view_key: bool = True
 
     def __post_init__(self) -> None:
         validate_seed(self.seed)
@@ -349,7 +371,7 @@ class JerichoEnv(BaseTextEnv):
         inventory = tuple(str(item.name) for item in env.get_inventory())
         compact = normalise_observation(observation, self.config.max_observation_chars)
         text = format_state_text(location, list(inventory), compact)
-        key = state_hash if self.config.privileged_key else None
+        key = state_hash if self.config.privileged_key else self._view(location, inventory)
         return self._remember(
             StepInfo(
                 candidates=() if self._over else tuple(self._candidates(state_hash)),
@@ -367,6 +389,18 @@ class JerichoEnv(BaseTextEnv):
                 },
             )
         )
+
+    def _view(self, location: str, inventory: tuple[str, ...]) -> str | None:
+        """The view key of the current state (``None`` when ``view_key`` is off)."""
+        if not self.config.view_key or self._over:
+            return None
+        env = self._frotz()
+        saved = env.get_state()
+        try:
+            look, _, _, _ = env.step(LOOK_COMMAND)
+        finally:
+            env.set_state(saved)
+        return view_key([location, str(look), *inventory])
 
     def _candidates(self, key: str) -> list[str]:
         actions = list(self._valid_actions(key))

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jitrl.envs.base import Fold, StepInfo, StepResult
-from jitrl.envs.instances import InstanceConfig, InstanceEnv, state_text
-from jitrl.method.types import State
+from jitrl.envs.instances import InstanceConfig, InstanceEnv
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +66,8 @@ class ScienceWorldEnv(InstanceEnv):
     """
 
     name = "ScienceWorld"
+
+    config: ScienceWorldConfig
 
     def __init__(self, config: ScienceWorldConfig | None = None) -> None:
         self.config = config if config is not None else ScienceWorldConfig()
@@ -125,12 +126,11 @@ class ScienceWorldEnv(InstanceEnv):
         inventory_text = str(infos.get("inv", ""))
         room = _ROOM.search(look)
         parts = {"task": task, "room": look, "inventory": inventory_text, "observation": obs}
-        text = state_text(parts, self.config.max_part_chars)
         candidates = () if self._over else tuple(dict.fromkeys(infos.get("valid", ())))
         return self._remember(
             StepInfo(
                 candidates=candidates,
-                state=State(text),
+                state=self._state(parts),
                 score=self._score,
                 won=self._over and self._score >= 100.0,
                 lost=self._over and self._score < 0.0,

@@ -11,7 +11,8 @@ fold's valid seeds), so every episode of a run meets a new instance and a test e
 meets a training one.
 
 States are text: the task, what the agent sees of its room, its inventory and the last
-observation, lower-cased; there is no exact key (the engine has no honest one to give).
+observation, lower-cased. Their key is the view (task, room, inventory; see
+:mod:`jitrl.envs.instances`), which the agent reads itself; the engine's own state is never used.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jitrl.envs.base import Fold, StepInfo, StepResult
-from jitrl.envs.instances import InstanceConfig, InstanceEnv, state_text
-from jitrl.method.types import State
+from jitrl.envs.instances import InstanceConfig, InstanceEnv
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,8 @@ class TWXEnv(InstanceEnv):
 
     name = "TextWorldExpress"
 
+    config: TWXConfig
+
     def __init__(self, config: TWXConfig | None = None) -> None:
         self.config = config if config is not None else TWXConfig()
         self.task_id = f"twx:{self.config.game}" + (
@@ -139,13 +141,12 @@ class TWXEnv(InstanceEnv):
         inventory_text = str(infos.get("inventory", ""))
         room = _ROOM.search(look)
         parts = {"task": task, "room": look, "inventory": inventory_text, "observation": obs}
-        text = state_text(parts, self.config.max_part_chars)
         success, failure = bool(infos.get("tasksuccess")), bool(infos.get("taskfailure"))
         candidates = () if self._over else tuple(dict.fromkeys(infos.get("validActions", ())))
         return self._remember(
             StepInfo(
                 candidates=candidates,
-                state=State(text),
+                state=self._state(parts),
                 score=float(infos.get("score", 0.0)),
                 won=success,
                 lost=failure,
