@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -76,6 +77,27 @@ def test_look_keeps_key_and_status_line_is_removed(env: TextWorldEnv) -> None:
     assert not re.search(r"=-\s*\d+/\d+", looked.extra["observation"])
     assert not re.search(r"\d+/\d+", looked.state.text)
     assert looked.extra["raw_observation"] == obs
+
+
+def test_without_the_privileged_key_states_carry_their_view(config: TextWorldConfig) -> None:
+    environment = TextWorldEnv(dataclasses.replace(config, privileged_key=False))
+    try:
+        _, info = environment.reset()
+        assert (info.state.key or "").startswith("view:")
+        _, _, _, _, looked = environment.step("look")
+        assert looked.state.key == info.state.key  # printing the room changes nothing
+        keys = {info.state.key}
+        for action in environment.walkthrough:
+            _, _, _, _, info = environment.step(action)
+            keys.add(info.state.key)
+        assert len(keys) > len(environment.walkthrough) // 2  # the quest's steps show
+    finally:
+        environment.close()
+    plain = TextWorldEnv(dataclasses.replace(config, privileged_key=False, view_key=False))
+    try:
+        assert plain.reset()[1].state.key is None
+    finally:
+        plain.close()
 
 
 def test_walkthrough_wins(env: TextWorldEnv) -> None:

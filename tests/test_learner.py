@@ -83,6 +83,24 @@ def test_returns_are_stored_discounted(list_store):
     assert [e.reward for e in list_store] == [0.0, 0.0, 4.0]
 
 
+def test_with_td_lambda_a_step_is_credited_with_memorys_value_of_the_next_state(list_store):
+    config = cfg()
+    config = replace(config, returns=replace(config.returns, td_lambda=0.0))
+    jit = JitRL(list_store, config)
+    with jit.episode("t", "past") as ep:  # memory learns that "hall" is worth 4
+        ep.decide(State("hall", "h"), CANDS, logits=[0.0, 0.0, 0.0])
+        ep.reward(4.0)
+    ep = jit.episode("t", "now")
+    ep.decide(State("cellar", "c"), CANDS, logits=[0.0, 0.0, 0.0])  # no neighbours here
+    ep.reward(0.0)
+    ep.decide(State("hall", "h"), CANDS, logits=[0.0, 0.0, 0.0])  # V(hall) = 4
+    ep.reward(0.0)  # ... but this time nothing came of it
+    exps = ep.finish()
+    # one-step TD: the cellar's step is credited with gamma * V(hall), not with the bad luck
+    # that followed; the hall's own step is the last one, never bootstrapped
+    assert [e.ret for e in exps] == [pytest.approx(0.5 * 4.0), 0.0]
+
+
 def test_abandoned_episode_stores_nothing(list_store):
     jit = JitRL(list_store, cfg())
     with pytest.raises(RuntimeError, match="boom"), jit.episode("t", "e1") as ep:

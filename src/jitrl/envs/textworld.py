@@ -33,6 +33,7 @@ from jitrl.envs.jericho import (
     is_meta_command,
     normalise_observation,
     validate_seed,
+    view_key,
 )
 from jitrl.method.types import State
 
@@ -86,6 +87,9 @@ class TextWorldConfig:
         max_candidates: keep at most this many admissible commands; ``None``: all.
         privileged_key: give states a hash of the game's facts as exact key (information the
             engine has and a real agent does not); off by default.
+        view_key: without the privileged key, give states their view as key: the location,
+            the room's description (what ``look`` prints) and the inventory, hashed
+            (:func:`~jitrl.envs.jericho.view_key`), never the last message.
     """
 
     seed: int = 1
@@ -99,6 +103,7 @@ class TextWorldConfig:
     max_observation_chars: int = DEFAULT_MAX_OBSERVATION_CHARS
     max_candidates: int | None = None
     privileged_key: bool = False
+    view_key: bool = True
 
     def __post_init__(self) -> None:
         validate_seed(self.seed)
@@ -299,6 +304,8 @@ class TextWorldEnv(BaseTextEnv):
             location, inventory, normalise_observation(state_obs, self.config.max_observation_chars)
         )
         key = facts_key(facts) if self.config.privileged_key else None
+        if key is None and self.config.view_key:
+            key = view_key([location, str(state["description"]), *inventory])
         return self._remember(
             StepInfo(
                 candidates=() if self._over else tuple(self._candidates(state)),

@@ -45,6 +45,13 @@ class ReturnConfig:
     same episode (same exact key, or same text when there is no key), in reward units. Without
     it a loop earns the same return (0) as real progress and memory cannot tell them apart; 0
     disables it."""
+    td_lambda: float = 1.0
+    """How much of a step's return is what actually followed, against memory's value of the
+    next state: ``G_t = r_t + gamma ((1 - td_lambda) V(s_{t+1}) + td_lambda G_{t+1})``, with
+    ``V(s_{t+1})`` the value memory gave that state when the decision was taken (the whole
+    return where memory had no neighbours). 1 is the plain discounted return. Below 1 a step is
+    credited less with the luck of the steps after it, so what an action itself did (a reward,
+    a revisit) stands out from a long random walk that followed it."""
     reward_unit: float | None = None
     """What one reward unit is, so that the penalties mean the same on every environment:
     ``None`` measures it per task as the mean size of the non-zero rewards seen so far (1 until
@@ -56,6 +63,7 @@ class ReturnConfig:
         _check(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}")
         _check(self.terminal_penalty >= 0.0, "terminal_penalty must be >= 0")
         _check(self.revisit_penalty >= 0.0, "revisit_penalty must be >= 0")
+        _check(0.0 <= self.td_lambda <= 1.0, f"td_lambda must be in [0, 1], got {self.td_lambda}")
         unit = self.reward_unit
         _check(unit is None or (unit > 0 and math.isfinite(unit)), "reward_unit must be > 0")
 

@@ -17,8 +17,8 @@ from jitrl.method.config import JitRLConfig
 from jitrl.method.reflection import TrajectoryStep, reflect
 from jitrl.method.returns import (
     RewardUnits,
-    discounted_returns,
     episode_returns,
+    returns_of,
     revisits,
     step_rewards,
 )
@@ -141,7 +141,7 @@ class Episode:
         unit = self.jit.reward_units.unit(self.task_id)
         cfg = self.jit.config.returns
         shaped = step_rewards(self.rewards, failed=False, config=cfg, revisited=flags, unit=unit)
-        rets = discounted_returns(shaped, self.jit.config.returns.gamma)
+        rets = returns_of(shaped, cfg, self._values()[: len(shaped)])
         looped = Counter(
             d.action
             for d, flag in zip(self.decisions, flags, strict=True)
@@ -152,6 +152,13 @@ class Episode:
             for t, (d, r, g) in enumerate(zip(self.decisions, shaped, rets, strict=False))
         ]
         return working, dict(looped)
+
+    def _values(self) -> list[float | None]:
+        """Memory's ``V`` of each decision's state (``None`` where it had no neighbours)."""
+        return [
+            d.estimates.v if d.estimates is not None and d.neighbours else None
+            for d in self.decisions
+        ]
 
     def reward(self, reward: float) -> None:
         """The reward that followed the latest decision (call at most once per decision)."""
@@ -174,7 +181,9 @@ class Episode:
         cfg = self.jit.config.returns
         states = [d.state.identity for d in self.decisions]
         unit = self.jit.reward_units.unit(self.task_id)
-        shaped, rets = episode_returns(rewards, failed=failed, config=cfg, states=states, unit=unit)
+        shaped, rets = episode_returns(
+            rewards, failed=failed, config=cfg, states=states, unit=unit, values=self._values()
+        )
         self.jit.reward_units.observe(self.task_id, self.rewards)
         if not all(math.isfinite(g) for g in rets):
             raise ValueError("the episode's returns are not finite (rewards too large)")

@@ -81,6 +81,28 @@ def discounted_returns(rewards: Sequence[float], gamma: float) -> list[float]:
     return returns
 
 
+def lambda_returns(
+    rewards: Sequence[float], values: Sequence[float | None], gamma: float, lam: float
+) -> list[float]:
+    """``G_t = r_t + gamma * ((1 - lam) * V_{t+1} + lam * G_{t+1})``, backwards in O(T).
+
+    ``values[t]`` is memory's value ``V`` of the state of decision ``t`` (``None`` where memory
+    had no neighbours: the return then carries on whole, as with ``lam = 1``). ``lam = 1`` gives
+    :func:`discounted_returns`; the last step is never bootstrapped (nothing is filled in past
+    the end of an episode).
+    """
+    if len(values) != len(rewards):
+        raise ValueError(f"{len(rewards)} rewards but {len(values)} values")
+    returns = [0.0] * len(rewards)
+    running = 0.0
+    for t in range(len(rewards) - 1, -1, -1):
+        after = values[t + 1] if t + 1 < len(rewards) else None
+        ahead = running if after is None else (1.0 - lam) * after + lam * running
+        running = float(rewards[t]) + gamma * ahead
+        returns[t] = running
+    return returns
+
+
 def episode_returns(
     rewards: Sequence[float],
     *,
@@ -88,13 +110,26 @@ def episode_returns(
     config: ReturnConfig,
     states: Sequence[Hashable] = (),
     unit: float = 1.0,
+    values: Sequence[float | None] = (),
 ) -> tuple[list[float], list[float]]:
-    """Step rewards (with the penalties applied) and their discounted returns.
+    """Step rewards (with the penalties applied) and their returns.
 
-    ``states`` (one hashable per decision, e.g. the exact key) enables the revisit penalty.
+    ``states`` (one hashable per decision, e.g. the exact key) enables the revisit penalty;
+    ``values`` (memory's ``V`` of each decision's state, ``None`` where unknown) the
+    bootstrapped returns of ``config.td_lambda < 1`` (:func:`lambda_returns`).
     """
     if states and len(states) != len(rewards):
         raise ValueError(f"{len(rewards)} rewards but {len(states)} states")
     flags = revisits(states)
     shaped = step_rewards(rewards, failed=failed, config=config, revisited=flags, unit=unit)
-    return shaped, discounted_returns(shaped, config.gamma)
+    return shaped, returns_of(shaped, config, values)
+
+
+def returns_of(
+    shaped: Sequence[float], config: ReturnConfig, values: Sequence[float | None] = ()
+) -> list[float]:
+    """The returns of shaped step rewards: :func:`lambda_returns` when ``config.td_lambda < 1``
+    and ``values`` are given, else :func:`discounted_returns`."""
+    if config.td_lambda < 1.0 and values:
+        return lambda_returns(shaped, values, config.gamma, config.td_lambda)
+    return discounted_returns(shaped, config.gamma)
