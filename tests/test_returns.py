@@ -82,9 +82,7 @@ def test_lambda_returns_by_hand():
 
 
 @given(
-    st.lists(
-        st.tuples(st.floats(-10, 10), st.one_of(st.none(), st.floats(-10, 10))), max_size=30
-    ),
+    st.lists(st.tuples(st.floats(-10, 10), st.one_of(st.none(), st.floats(-10, 10))), max_size=30),
     st.floats(0.0, 1.0),
 )
 def test_lambda_one_is_the_plain_return_and_values_only_enter_below_it(steps, gamma):
