@@ -20,12 +20,8 @@ import pytest
 pytest.importorskip("jericho", reason="needs the jericho extra: pip install 'jitrl[jericho]'")
 
 from jitrl.envs import JerichoConfig, JerichoEnv, StepLimit, make_env
-from jitrl.envs.jericho import (
-    EMULATOR_SEED_OFFSET,
-    format_state_text,
-    is_meta_command,
-    normalise_observation,
-)
+from jitrl.envs.game_text import format_state_text, is_meta_command, normalise_observation
+from jitrl.envs.jericho import EMULATOR_SEED_OFFSET
 from jitrl.method.types import State
 
 from .conftest import jericho_dir

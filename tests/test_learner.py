@@ -162,6 +162,37 @@ def test_working_memory_breaks_a_loop_within_the_episode(list_store):
     assert len(list_store) == 0  # nothing is stored before finish()
 
 
+def _door_cycle(store, loop_on_repeat: bool) -> list[str]:
+    """A room with two doors: each open or close leads to a new combination until all four are
+    seen, so no step leads back to a visited state before a whole round; the model likes the
+    door actions better than the way out."""
+    config = cfg()
+    values = replace(config.values, alpha=0.0, loop_on_repeat=loop_on_repeat)  # no optimism
+    jit = JitRL(store, replace(config, values=values))
+    ep = jit.episode("t", "doors")
+    doors = {"a": False, "b": False}
+    taken = []
+    for _ in range(12):
+        view = "".join(k for k, v in doors.items() if v) or "-"
+        cands = [f"{'close' if v else 'open'} {k}" for k, v in doors.items()] + ["go out"]
+        d = ep.decide(State(f"room {view}", view), cands, logits=[0.0, 0.0, -1.5])
+        taken.append(f"{view}:{d.action}")
+        if d.action == "go out":
+            break
+        verb, _, door = d.action.partition(" ")
+        doors[door] = verb == "open"
+        ep.reward(0.0)
+    return taken
+
+
+def test_loop_on_repeat_penalises_a_repeated_action_before_a_round_closes(tmp_path):
+    off = _door_cycle(tmp_path / "off.sqlite", loop_on_repeat=False)
+    on = _door_cycle(tmp_path / "on.sqlite", loop_on_repeat=True)
+    assert len(set(off)) < len(off)  # without: a door action repeated in its state ...
+    assert len(set(on)) == len(on)  # with: never; the way out is taken once all were tried
+    assert on[-1].endswith("go out") and len(on) < len(off)
+
+
 def test_working_memory_off_repeats_the_llm(list_store):
     off = JitRLConfig(retrieval=RetrievalConfig(working_memory=False))
     jit = JitRL(list_store, off)

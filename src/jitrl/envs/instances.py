@@ -6,7 +6,7 @@ episode of a run meets a new instance and a test episode never meets a training 
 their game in a bundled Java server; their states are text made of the same parts.
 
 A state's key is its *view*: the task, the room and the inventory as the agent reads them,
-without the message about its last command (:func:`jitrl.envs.jericho.view_key`). It is no
+without the message about its last command (:func:`jitrl.envs.game_text.view_key`). It is no
 privileged information (the agent sees every word of it), and it is what makes "the same state"
 mean the same place in the same condition: an action that only prints something (``inventory``,
 ``look around``, ``read map``) or one undone by the next (``open door`` then ``close door``)
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jitrl.envs.base import BaseTextEnv, Fold
-from jitrl.envs.jericho import normalise_observation, view_key
+from jitrl.envs.game_text import normalise_observation, view_key
 from jitrl.method.types import State
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class InstanceConfig:
     step_limit: int = 10_000
     """The Java server's own step limit (episodes are cut by the run's ``max_steps``)."""
     view_key: bool = True
-    """Give states their view as exact key (:func:`jitrl.envs.jericho.view_key`): task, room
+    """Give states their view as exact key (:func:`jitrl.envs.game_text.view_key`): task, room
     and inventory, without the last message. ``False``: no key, so a state is its whole text
     and the last message alone makes it new (the first releases)."""
 

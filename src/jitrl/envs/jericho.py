@@ -16,8 +16,9 @@ Quirks handled here (see ``NOTES.md``):
   so seeds are shifted by one and files are checked against Jericho's table of known games
   before the emulator sees them.
 
-The helpers :func:`normalise_observation`, :func:`format_state_text`, :func:`view_key` and
-:func:`is_meta_command` are shared with the TextWorld and instance adapters.
+The text helpers it uses (:func:`~jitrl.envs.game_text.normalise_observation`, the state text,
+the view key, meta commands) live in :mod:`jitrl.envs.game_text`, shared with the other text
+game adapters.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,13 @@ from typing import Any
 from cachetools import LRUCache
 
 from jitrl.envs.base import BaseTextEnv, Fold, StepInfo, StepResult
+from jitrl.envs.game_text import (
+    dedupe_candidates,
+    format_state_text,
+    is_meta_command,
+    normalise_observation,
+    view_key,
+)
 from jitrl.method.types import State
 
 logger = logging.getLogger(__name__)
@@ -47,88 +53,8 @@ MAX_SEED = 2**31 - 1 - EMULATOR_SEED_OFFSET
 DEFAULT_MAX_OBSERVATION_CHARS = 400
 DEFAULT_CACHE_MAX_ENTRIES = 100_000
 DEFAULT_FALLBACK_ACTIONS = ("look", "wait")
-EMPTY_INVENTORY = "nothing"
 LOOK_COMMAND = "look"
 """What the view key asks the game (on a copy) to describe the current location."""
-VIEW_KEY_PREFIX = "view:"
-"""Opens every view key, so it never equals an emulator's hash."""
-VIEW_KEY_CHARS = 16
-"""Hex digits of the sha256 kept in a view key."""
-
-META_VERBS = frozenset(
-    {
-        "about",
-        "brief",
-        "credits",
-        "help",
-        "hint",
-        "hints",
-        "notify",
-        "pronouns",
-        "quit",
-        "restart",
-        "restore",
-        "save",
-        "score",
-        "script",
-        "superbrief",
-        "undo",
-        "unscript",
-        "verbose",
-        "version",
-    }
-)
-"""First words of interpreter/meta commands that never help an agent."""
-MAGIC_WORDS = frozenset({"xyzzy", "plugh", "plover"})
-"""Easter-egg words that Jericho reports as valid because the game answers them."""
-
-NOISE_PATTERNS = (
-    re.compile(r"\[?\(?your score (has )?(just )?(gone|went) (up|down)[^\]\n)]*[\])]?", re.I),
-    re.compile(r"in that game you scored[^\n]*", re.I),
-    re.compile(r"you (have )?scored \d+ out of a possible \d+[^\n]*", re.I),
-    re.compile(r"would you like to restart[^\n]*", re.I),
-    re.compile(r"^[^\n]*serial number[^\n]*$", re.I | re.M),
-    re.compile(r"^[^\n]*copyright \(c\)[^\n]*$", re.I | re.M),
-    re.compile(r"^[^\n]*is a registered trademark[^\n]*$", re.I | re.M),
-)
-"""Volatile text (score notices, end-of-game prompts, release banners) kept out of states."""
-_WHITESPACE = re.compile(r"\s+")
-
-
-def normalise_observation(text: str, max_chars: int) -> str:
-    """Drop volatile noise, collapse whitespace, lowercase and truncate to ``max_chars``."""
-    for pattern in NOISE_PATTERNS:
-        text = pattern.sub(" ", text)
-    text = _WHITESPACE.sub(" ", text).strip().lower()
-    return text[:max_chars].rstrip()
-
-
-def view_key(parts: Sequence[str]) -> str:
-    """A state's *view* as a short key: the texts the agent reads of it (a location, what
-    ``look`` prints, the inventory; never the last message), normalised and whole, hashed, so
-    that two states that read alike share it."""
-    view = " | ".join(normalise_observation(part, len(part)) for part in parts)
-    return VIEW_KEY_PREFIX + hashlib.sha256(view.encode("utf-8")).hexdigest()[:VIEW_KEY_CHARS]
-
-
-def format_state_text(location: str, inventory: list[str], observation: str) -> str:
-    """The compact ``location: ... | inventory: ... | observation: ...`` string of a state."""
-    items = ", ".join(item.lower() for item in inventory) or EMPTY_INVENTORY
-    return f"location: {location.lower()} | inventory: {items} | observation: {observation}"
-
-
-def is_meta_command(action: str, *, include_magic: bool = False) -> bool:
-    """Whether ``action`` is an interpreter/meta command (or, optionally, a magic word)."""
-    words = action.strip().lower().split()
-    if not words:
-        return True
-    return words[0] in META_VERBS or (include_magic and words[0] in MAGIC_WORDS)
-
-
-def dedupe_candidates(actions: list[str], max_candidates: int | None) -> list[str]:
-    """Remove duplicates (first occurrence wins, order kept) and apply the optional cap."""
-    unique = list(dict.fromkeys(a.strip() for a in actions if a.strip()))
-    return unique if max_candidates is None else unique[:max_candidates]
 
 
 def validate_seed(seed: int) -> int:

@@ -26,15 +26,14 @@ from typing import Any, Literal
 
 from jitrl.cachedir import cache_root
 from jitrl.envs.base import BaseTextEnv, Fold, StepInfo, StepResult
-from jitrl.envs.jericho import (
-    DEFAULT_MAX_OBSERVATION_CHARS,
+from jitrl.envs.game_text import (
     dedupe_candidates,
     format_state_text,
     is_meta_command,
     normalise_observation,
-    validate_seed,
     view_key,
 )
+from jitrl.envs.jericho import DEFAULT_MAX_OBSERVATION_CHARS, validate_seed
 from jitrl.method.types import State
 
 logger = logging.getLogger(__name__)
@@ -89,7 +88,7 @@ class TextWorldConfig:
             engine has and a real agent does not); off by default.
         view_key: without the privileged key, give states their view as key: the location,
             the room's description (what ``look`` prints) and the inventory, hashed
-            (:func:`~jitrl.envs.jericho.view_key`), never the last message.
+            (:func:`~jitrl.envs.game_text.view_key`), never the last message.
     """
 
     seed: int = 1

@@ -205,6 +205,13 @@ class ValueConfig:
     one place for ever while the only way on once led to a loss; counting the loops makes it
     try something else. 0 disables it."""
 
+    loop_on_repeat: bool = False
+    """Count every earlier time ``a`` was taken from this state in the episode as a loop, not
+    only the times it led back to a state visited before. In a deterministic world an action
+    repeated in the same state leads where it led the first time, a state visited since, so
+    this sees a loop one step sooner: an agent cycling through a room's doors (open, close,
+    open the other) pays for each repeat at once instead of after a whole round."""
+
     def __post_init__(self) -> None:
         _check(self.alpha >= 0.0, "alpha must be >= 0")
         _check(self.seen_bonus >= 0.0, "seen_bonus must be >= 0")

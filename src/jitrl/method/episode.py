@@ -142,10 +142,11 @@ class Episode:
         cfg = self.jit.config.returns
         shaped = step_rewards(self.rewards, failed=False, config=cfg, revisited=flags, unit=unit)
         rets = returns_of(shaped, cfg, self._values()[: len(shaped)])
+        repeats = self.jit.config.values.loop_on_repeat
         looped = Counter(
             d.action
             for d, flag in zip(self.decisions, flags, strict=True)
-            if flag and d.state.identity == current.identity
+            if (flag or repeats) and d.state.identity == current.identity
         )
         working = [
             Experience(d.state, d.action, g, self.episode_id, t, self.task_id, r)
