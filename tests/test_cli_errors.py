@@ -112,3 +112,20 @@ def test_a_second_run_with_another_agent_is_refused(tmp_path: Path) -> None:
     assert other.returncode == 2 and "holds another run (agent" in other.stderr
     lines = (tmp_path / "runs" / "latest" / "episodes.jsonl").read_text().splitlines()
     assert len(lines) == 1  # the folder kept its one experiment
+
+
+def test_a_run_continued_without_the_view_key_is_refused(tmp_path: Path) -> None:
+    base = [sys.executable, "-m", "jitrl", "run", "--model", "scripted", "--episodes", "1"]
+    base += ["--max-steps", "2", "--env", "textworld-simple:1"]
+    first = subprocess.run(base, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    decisions = (tmp_path / "runs" / "latest" / "decisions.jsonl").read_text().splitlines()
+    assert '"key": "view:' in decisions[0]  # states carry their view by default
+    other = subprocess.run(
+        [*base, "--episodes", "2", "--no-view-key"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert other.returncode == 2 and "holds another run (view_key" in other.stderr

@@ -57,11 +57,10 @@ def test_a_step_that_only_prints_or_is_undone_leads_back_to_the_same_view(coin: 
 
 
 def test_without_the_view_key_states_have_no_key() -> None:
-    env = make_env("twx:coin", max_steps=5, seed=1)
+    env = make_env("twx:coin", max_steps=5, seed=1, view_key=False)
     try:
-        env.unwrapped.config = TWXConfig(view_key=False)  # type: ignore[attr-defined]
         _, info = env.reset(seed=2)
-        assert info.state.key is None
+        assert info.state.key is None and info.state.text.startswith("task: ")
     finally:
         env.close()
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -134,41 +135,54 @@ def _user_env(spec: str, **options: Any) -> TextEnv | None:
     return env
 
 
-def _textworld(target: str, spec: str, seed: int, privileged_key: bool, kind: str) -> TextEnv:
+@dataclass(frozen=True)
+class _Keys:
+    """Which exact key the built-in text games give their states."""
+
+    privileged: bool
+    view: bool
+
+
+def _textworld(target: str, spec: str, seed: int, keys: _Keys, kind: str) -> TextEnv:
     from jitrl.envs.textworld import TextWorldConfig, TextWorldEnv
 
     game_seed = _parse_seed(target, spec) if target else seed
     simple = kind == "textworld-simple"
     config = TextWorldConfig(
-        seed=game_seed, kind="simple" if simple else "custom", privileged_key=privileged_key
+        seed=game_seed,
+        kind="simple" if simple else "custom",
+        privileged_key=keys.privileged,
+        view_key=keys.view,
     )
     return TextWorldEnv(config)
 
 
-def _built_in(spec: str, seed: int, privileged_key: bool) -> TextEnv | None:
+def _built_in(spec: str, seed: int, keys: _Keys) -> TextEnv | None:
     """The environment of a built-in spec kind, ``None`` for any other spec."""
     kind, sep, target = spec.strip().partition(":")
     if kind in TEXTWORLD_SUITES and (target or not sep):
-        return _textworld(target, spec, seed, privileged_key, kind)
+        return _textworld(target, spec, seed, keys, kind)
     if kind == "jericho" and target:
         from jitrl.envs.jericho import JerichoConfig, JerichoEnv
 
-        config = JerichoConfig(seed=seed, privileged_key=privileged_key)
+        config = JerichoConfig(seed=seed, privileged_key=keys.privileged, view_key=keys.view)
         return JerichoEnv(_jericho_path(target), config)
     if kind == "twx" and target:
         from jitrl.envs.twx import TWXEnv, parse_spec
 
-        return TWXEnv(parse_spec(target))
+        return TWXEnv(replace(parse_spec(target), view_key=keys.view))
     if kind == "scienceworld" and target:
         from jitrl.envs.scienceworld import ScienceWorldConfig, ScienceWorldEnv
 
-        return ScienceWorldEnv(ScienceWorldConfig(task=target))
+        return ScienceWorldEnv(ScienceWorldConfig(task=target, view_key=keys.view))
     if kind in WEB_TASK_PREFIXES and target:
         return _web_env(kind, target, seed)
     return None
 
 
-def make_env(spec: str, *, max_steps: int, seed: int, privileged_key: bool = False) -> TextEnv:
+def make_env(
+    spec: str, *, max_steps: int, seed: int, privileged_key: bool = False, view_key: bool = True
+) -> TextEnv:
     """Create the environment named by ``spec``, wrapped in :class:`StepLimit`.
 
     Args:
@@ -177,6 +191,8 @@ def make_env(spec: str, *, max_steps: int, seed: int, privileged_key: bool = Fal
         seed: the emulator seed for Jericho, the generation seed for ``"textworld"``; ignored by
             ``"textworld:SEED"``, whose game is fixed by ``SEED``.
         privileged_key: states carry the emulator's exact key (Jericho, TextWorld).
+        view_key: without it, states of text games carry their view as key (what the agent
+            reads of the place; :mod:`jitrl.envs.game_text`).
 
     Raises:
         ValueError: unknown or malformed spec, or invalid ``max_steps``/``seed``.
@@ -184,7 +200,7 @@ def make_env(spec: str, *, max_steps: int, seed: int, privileged_key: bool = Fal
         ImportError: the extra an adapter needs is not installed.
         jitrl.envs.errors.WebEnvError: a web benchmark's sites are not set up or unreachable.
     """
-    env = _built_in(spec, seed, privileged_key)
+    env = _built_in(spec, seed, _Keys(privileged_key, view_key))
     if env is None:
         env = _user_env(spec.strip(), max_steps=max_steps, seed=seed, privileged_key=privileged_key)
     if env is None:

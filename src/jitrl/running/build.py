@@ -98,7 +98,11 @@ def open_player(
     try:
         # the environment and the model first: a bad spec fails before a store is created
         env = make_env(
-            spec.env, max_steps=spec.max_steps, seed=spec.seed, privileged_key=spec.privileged_key
+            spec.env,
+            max_steps=spec.max_steps,
+            seed=spec.seed,
+            privileged_key=spec.privileged_key,
+            view_key=spec.view_key,
         )
         stack.callback(env.close)
         model = agent_model(spec.agent, spec.model, threads)

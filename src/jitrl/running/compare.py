@@ -45,7 +45,16 @@ SETTINGS_FILE = "compare.json"
 SEED_STRIDE = 100_003
 """Seed ``k`` of a comparison starts its episode seeds at ``1 + (k - 1) * SEED_STRIDE``, so the
 instance streams of different seeds do not overlap (episode ``i`` uses ``start + i``)."""
-FIXED_SETTINGS = ("envs", "max_steps", "model", "warm_from", "memory", "method", "privileged_key")
+FIXED_SETTINGS = (
+    "envs",
+    "max_steps",
+    "model",
+    "warm_from",
+    "memory",
+    "method",
+    "privileged_key",
+    "view_key",
+)
 """Settings a rerun into the same folder must keep (agents, seeds and episodes may grow)."""
 
 
@@ -171,6 +180,7 @@ def make_jobs(spec: CompareSpec, envs: dict[str, str], out: Path, threads: int) 
             run=RunSpec(
                 **fields,
                 privileged_key=spec.privileged_key,
+                view_key=spec.view_key,
                 method=spec.method,
                 env=env,
                 agent=agent,

@@ -137,7 +137,13 @@ def _play_phases(
             if player.store is not None:
                 writer.reconcile(player.store)
             if phase.task not in envs:
-                env = make_env(spec.tasks[phase.task], max_steps=spec.max_steps, seed=phase.seed)
+                env = make_env(
+                    spec.tasks[phase.task],
+                    max_steps=spec.max_steps,
+                    seed=phase.seed,
+                    privileged_key=spec.privileged_key,
+                    view_key=spec.view_key,
+                )
                 envs[phase.task] = stack.enter_context(closing(env))
             run_episodes(
                 envs[phase.task],

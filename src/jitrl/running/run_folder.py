@@ -49,7 +49,16 @@ def _last_line(path: Path, block: int = 4096) -> str:
 
 RUN_FILE = "run.json"
 """The run folder's identity and settings, written before its first episode."""
-FIXED_SETTINGS = ("env", "agent", "model", "max_steps", "method", "privileged_key", "memory")
+FIXED_SETTINGS = (
+    "env",
+    "agent",
+    "model",
+    "max_steps",
+    "method",
+    "privileged_key",
+    "view_key",
+    "memory",
+)
 """Settings a run folder keeps: continuing it with other ones would mix two experiments."""
 
 

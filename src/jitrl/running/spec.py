@@ -43,6 +43,11 @@ class PlaySpec:
     """Give states the emulator's exact state key (Jericho's world-state hash, TextWorld's fact
     hash). It is information a web page, an API or a user's agent does not have, so it is off by
     default and results say when it was on."""
+    view_key: bool = True
+    """Key the states of text games by their view: what the agent reads of the place (task or
+    location, the room's description, the inventory), never the last message, so a step that
+    only printed something or was undone counts as a revisit. No privileged information;
+    ``False`` leaves states without a key (unless ``privileged_key``)."""
     method: JitRLConfig = field(default_factory=JitRLConfig)
     """The method's settings."""
 
