@@ -65,6 +65,17 @@ def _memory(
     return store
 
 
+def environment_of(spec: RunSpec) -> TextEnv:
+    """The environment ``spec`` plays, with the state keys it asks for."""
+    return make_env(
+        spec.env,
+        max_steps=spec.max_steps,
+        seed=spec.seed,
+        privileged_key=spec.privileged_key,
+        view_key=spec.view_key,
+    )
+
+
 def open_player(
     spec: RunSpec,
     *,
@@ -97,13 +108,7 @@ def open_player(
         stack.callback(store.close)
     try:
         # the environment and the model first: a bad spec fails before a store is created
-        env = make_env(
-            spec.env,
-            max_steps=spec.max_steps,
-            seed=spec.seed,
-            privileged_key=spec.privileged_key,
-            view_key=spec.view_key,
-        )
+        env = environment_of(spec)
         stack.callback(env.close)
         model = agent_model(spec.agent, spec.model, threads)
         if model is not None:
