@@ -146,3 +146,25 @@ def test_serve_refuses_a_bad_store(tmp_path):
     (tmp_path / "x.sqlite").write_text("not a database")
     proc = jitrl("serve", "--memory", "x.sqlite", "--port", "8765", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "error" in proc.stderr
+
+
+def test_continual_gives_its_environments_the_key_settings(tmp_path: Path) -> None:
+    pytest.importorskip("textworld_express")
+    base = [sys.executable, "-m", "jitrl", "continual", "--env", "twx:coin,twx:mapreader"]
+    base += ["--episodes", "1", "--max-steps", "2", "--seeds", "1", "--test-episodes", "1"]
+    base += ["--window", "1", "--model", "uniform", "--threads", "1"]
+    keys = {}
+    for name, flag in (("view", "--view-key"), ("plain", "--no-view-key")):
+        out = tmp_path / name
+        proc = subprocess.run(
+            [*base, flag, "--out", str(out)], capture_output=True, text=True, timeout=600
+        )
+        assert proc.returncode == 0, proc.stderr
+        decisions = sorted(out.glob("seed1/*/decisions.jsonl"))
+        assert decisions
+        keys[name] = {
+            json.loads(line)["state"]["key"] is None
+            for path in decisions
+            for line in path.read_text().splitlines()
+        }
+    assert keys == {"view": {False}, "plain": {True}}

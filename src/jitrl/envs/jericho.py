@@ -26,6 +26,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -257,14 +259,10 @@ class JerichoEnv(BaseTextEnv):
             return True
         if self._over or not action.strip() or is_meta_command(action, include_magic=True):
             return False
-        env = self._frotz()
-        saved = env.get_state()
-        before = env.get_world_state_hash()
-        try:
+        with self._on_a_copy() as env:
+            before = env.get_world_state_hash()
             env.step(action)
             return bool(env.get_world_state_hash() != before and not env.game_over())
-        finally:
-            env.set_state(saved)
 
     def close(self) -> None:
         """Stop any worker pool, shut the emulator down and unload its library copy."""
@@ -283,6 +281,17 @@ class JerichoEnv(BaseTextEnv):
         """Fraction of valid-action look-ups served from the cache (0.0 before any)."""
         total = self.cache_hits + self.cache_misses
         return self.cache_hits / total if total else 0.0
+
+    @contextmanager
+    def _on_a_copy(self) -> Iterator[Any]:
+        """The emulator, restored to its current state when the block ends: whatever is
+        stepped inside (a validity test, a ``look``) costs the game nothing."""
+        env = self._frotz()
+        saved = env.get_state()
+        try:
+            yield env
+        finally:
+            env.set_state(saved)
 
     def _frotz(self) -> Any:
         if self._env is None:
@@ -320,12 +329,8 @@ class JerichoEnv(BaseTextEnv):
         """The view key of the current state (``None`` when ``view_key`` is off)."""
         if not self.config.view_key or self._over:
             return None
-        env = self._frotz()
-        saved = env.get_state()
-        try:
+        with self._on_a_copy() as env:
             look, _, _, _ = env.step(LOOK_COMMAND)
-        finally:
-            env.set_state(saved)
         return view_key([location, str(look), *inventory])
 
     def _candidates(self, key: str) -> list[str]:

@@ -19,7 +19,7 @@ from jitrl.envs.base import TextEnv
 from jitrl.llm.cache import CachedModel
 from jitrl.memory import open_store
 from jitrl.memory.base import ExperienceStore
-from jitrl.running.spec import RunSpec
+from jitrl.running.spec import PlaySpec, RunSpec
 
 ABSTRACTION_CACHE = "abstract-states.jsonl"
 """File in the run folder that caches LLM-written states (``abstract_states``)."""
@@ -65,12 +65,12 @@ def _memory(
     return store
 
 
-def environment_of(spec: RunSpec) -> TextEnv:
-    """The environment ``spec`` plays, with the state keys it asks for."""
+def environment_of(spec: PlaySpec, env: str, seed: int) -> TextEnv:
+    """The environment ``env`` with ``spec``'s step limit and state keys."""
     return make_env(
-        spec.env,
+        env,
         max_steps=spec.max_steps,
-        seed=spec.seed,
+        seed=seed,
         privileged_key=spec.privileged_key,
         view_key=spec.view_key,
     )
@@ -108,7 +108,7 @@ def open_player(
         stack.callback(store.close)
     try:
         # the environment and the model first: a bad spec fails before a store is created
-        env = environment_of(spec)
+        env = environment_of(spec, spec.env, spec.seed)
         stack.callback(env.close)
         model = agent_model(spec.agent, spec.model, threads)
         if model is not None:

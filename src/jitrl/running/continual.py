@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from jitrl.agents import agent_spec
-from jitrl.envs import make_env
 from jitrl.envs.base import TextEnv
 from jitrl.method.config import JitRLConfig
-from jitrl.running.build import open_player
+from jitrl.running.build import environment_of, open_player
 from jitrl.running.records import EpisodeResult
 from jitrl.running.run_folder import RunWriter, run_episodes
 from jitrl.running.spec import PlaySpec, RunSpec
@@ -137,13 +136,7 @@ def _play_phases(
             if player.store is not None:
                 writer.reconcile(player.store)
             if phase.task not in envs:
-                env = make_env(
-                    spec.tasks[phase.task],
-                    max_steps=spec.max_steps,
-                    seed=phase.seed,
-                    privileged_key=spec.privileged_key,
-                    view_key=spec.view_key,
-                )
+                env = environment_of(spec, spec.tasks[phase.task], phase.seed)
                 envs[phase.task] = stack.enter_context(closing(env))
             run_episodes(
                 envs[phase.task],
