@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jitrl.method.config import RetrievalConfig
-from jitrl.method.similarity import action_similarity, jaccard, ngrams, similarity
+from jitrl.method.similarity import action_kind, action_similarity, jaccard, ngrams, similarity
 from jitrl.method.types import Experience, State
 from jitrl.retrieval.index import MemoryIndex
 
@@ -142,3 +142,21 @@ def test_actions_worded_for_another_instance_correspond() -> None:
     assert action_similarity("take 25g of brick", "take 37mg of wood", "exact", 0.3) == 0.0
     assert action_similarity("click button 'Submit'", "click button 'Submit'", "words", 0.3) == 1
     assert action_similarity("eat the lamp", "go north", "words", 0.3) == 0.0
+
+
+def test_actions_of_another_kind_never_correspond() -> None:
+    # three words of four in common, but opening a door says nothing about closing it
+    assert action_similarity("open door to south", "close door to south", "words", 0.3) == 0.0
+    assert action_similarity("take coin", "put coin in box", "words", 0.3) == 0.0
+    assert action_similarity("open door to south", "open door to north", "words", 0.3) == 0.6
+    # switched off, the words alone decide (the earlier releases)
+    pooled = action_similarity("open door to south", "close door to south", "words", 0.3, False)
+    assert pooled == 0.6
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(alphabet="abc ", min_size=1, max_size=20), st.text(alphabet="abc ", max_size=20))
+def test_only_actions_of_one_kind_correspond(a: str, b: str) -> None:
+    got = action_similarity(a, b, "words", 0.01)
+    if a != b and action_kind(a) != action_kind(b):
+        assert got == 0.0

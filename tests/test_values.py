@@ -137,3 +137,12 @@ def test_kind_backoff_makes_untried_actions_of_a_deadly_kind_unattractive() -> N
     assert kinds.advantages[0] < 1.0 < 75.0 < kinds.advantages[1]
     assert kinds.q[0] == pytest.approx((-300.0 + plain.q[0]) / 4.0)
     assert kinds.counts == plain.counts == (0, 0)
+
+
+def test_a_candidate_draws_nothing_from_an_action_of_another_kind() -> None:
+    closed = [nb("close door to south", -4.0), nb("move north", 0.0)]
+    cfg = ValueConfig(alpha=0.0, unseen_floor=None, kind_backoff=False)
+    est = estimate(closed, ["open door to south"], cfg)
+    assert est.counts == (0,)  # the closing counts for nothing: the candidate is untried
+    mixed = estimate(closed, ["open door to south"], replace(cfg, action_same_kind=False))
+    assert mixed.counts == (1,) and mixed.q[0] < est.q[0]  # the earlier releases' pooling

@@ -6,8 +6,8 @@ both states carry the same one, raises it towards 1 but is never required
 neighbour search that applies it at scale is :class:`jitrl.retrieval.index.MemoryIndex`.
 
 Actions: a candidate worded for this instance draws on neighbours that took a similarly worded
-action in theirs: :func:`action_similarity` is the Jaccard of the two actions' word sets
-(:class:`jitrl.method.config.ValueConfig`).
+action of the same kind in theirs: :func:`action_similarity` is the Jaccard of the two actions'
+word sets when their first words (verbs) agree (:class:`jitrl.method.config.ValueConfig`).
 """
 
 from __future__ import annotations
@@ -73,15 +73,19 @@ def action_kind(action: str) -> str:
     return words[0].lower() if words else ""
 
 
-def action_similarity(a: str, b: str, kind: ActionSimilarity, threshold: float) -> float:
+def action_similarity(
+    a: str, b: str, kind: ActionSimilarity, threshold: float, same_kind: bool = True
+) -> float:
     """How much a neighbour's action ``b`` counts for candidate ``a``, in ``[0, 1]``.
 
-    ``exact``: 1 for the same string, else 0. ``words``: 1 for the same string, else the
+    ``exact``: 1 for the same string, else 0. ``words``: 1 for the same string; 0 for actions
+    of different kinds when ``same_kind`` (:func:`action_kind`: ``open door to south`` says
+    nothing about ``close door to south``, though they share three words of four); else the
     Jaccard of the word sets when it reaches ``threshold``, else 0.
     """
     if a == b:
         return 1.0
-    if kind == "exact":
+    if kind == "exact" or (same_kind and action_kind(a) != action_kind(b)):
         return 0.0
     value = _word_jaccard(a, b) if a < b else _word_jaccard(b, a)
     return value if value >= threshold else 0.0

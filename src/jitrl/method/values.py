@@ -76,7 +76,13 @@ def _similar(
     for taken, group in by_action.items():
         if taken == action:
             continue
-        match = action_similarity(action, taken, config.action_similarity, config.action_threshold)
+        match = action_similarity(
+            action,
+            taken,
+            config.action_similarity,
+            config.action_threshold,
+            config.action_same_kind,
+        )
         if match > 0.0:
             out.append((group, match))
     return out
