@@ -85,3 +85,14 @@ def test_a_learner_stops_following_a_model_that_keeps_failing(list_store) -> Non
             ep.reward(1.0 if d.action == "climb down" else -1.0)
     d = jit.decide("a cliff edge", cands, logits=[0.0, -6.0, -6.0], task_id="cliff")
     assert d.prior_weight < 0.5 and d.action == "climb down"
+
+
+def test_a_parallel_worker_fits_the_weight_within_each_episode() -> None:
+    # a worker's earlier episodes depend on scheduling; a run's decisions must not
+    for shared, kept in ((True, False), (False, True)):
+        jit = JitRL(None, None, shared=shared)
+        for sample in _samples(-1.0, n=REFIT_EVERY * 4):
+            jit.calibration.observe("task", sample)
+        assert jit.calibration.weight("task") < 1.0
+        jit.episode("task")
+        assert (jit.calibration.weight("task") < 1.0) == kept

@@ -231,7 +231,13 @@ class JitRL:
 
         With ``learn=False`` (a test episode) memory is frozen: the episode still uses its own
         steps (working memory), but ``finish`` stores nothing.
+
+        A parallel run's worker (``shared``) fits the model's weight within the episode only:
+        what it saw in earlier episodes depends on which worker played what, and a run's
+        decisions must not.
         """
+        if self.shared:
+            self.calibration = PriorCalibration(self.config.policy)
         return Episode(self, task_id, episode_id or uuid.uuid4().hex, learn=learn)
 
     def decide(
