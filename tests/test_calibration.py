@@ -96,3 +96,12 @@ def test_a_parallel_worker_fits_the_weight_within_each_episode() -> None:
         assert jit.calibration.weight("task") < 1.0
         jit.episode("task")
         assert (jit.calibration.weight("task") < 1.0) == kept
+
+
+def test_trust_keeps_falling_after_the_window_is_full() -> None:
+    # shrinking against the window alone left a floor of prior / (window + prior)
+    window, prior = 50, 20.0
+    calibration = PriorCalibration(PolicyConfig(calibration_prior=prior, calibration_window=window))
+    weights = [calibration.observe("task", s) for s in _samples(-1.0, n=REFIT_EVERY * 50)]
+    assert weights[-1] < 0.5 * prior / (window + prior)
+    assert weights[-1] < weights[window + REFIT_EVERY]  # evidence beyond the window counts

@@ -15,8 +15,12 @@ ignores the model and lets memory and exploration decide.
 more of the candidates gives memory's preference among them, ``q(a) ∝ exp(Q(a) / beta)`` over
 those candidates; ``lambda`` minimises the cross-entropy ``-sum_a q(a) log softmax(lambda z)(a)``
 summed over the task's recent decisions, a convex problem in one variable, solved on ``[0, 1]``.
-The fit is shrunk towards 1 by ``calibration_prior`` pseudo-decisions, so a model keeps its
-weight until memory has evidence against it.
+The fit is shrunk towards 1 by ``calibration_prior`` pseudo-decisions against every decision
+with evidence the task has seen (the fit itself uses the last ``calibration_window``), so a
+model keeps its weight until memory has evidence against it, and loses it entirely as evidence
+keeps coming. Shrinking against the window alone left a floor of ``prior / (window + prior)``
+(0.04 with the defaults): with a model whose log-probabilities differ by 5-8 nats, enough to
+outweigh memory's small advantages, always in the direction of the model's bias.
 """
 
 from __future__ import annotations
@@ -113,7 +117,7 @@ class PriorCalibration:
         self._seen[task_id] = self._seen.get(task_id, 0) + 1
         if self._seen[task_id] % REFIT_EVERY == 0:
             fitted = fit_weight(list(window), self.config.beta)
-            n, prior = len(window), self.config.calibration_prior
+            n, prior = self._seen[task_id], self.config.calibration_prior
             self._weights[task_id] = (n * fitted + prior * 1.0) / (n + prior)
         return self.weight(task_id)
 

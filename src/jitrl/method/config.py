@@ -268,7 +268,8 @@ class PolicyConfig:
     actions memory found better (:mod:`jitrl.method.calibration`); ``False``: ``lambda = 1``."""
     calibration_prior: float = 20.0
     """Pseudo-decisions of trust in the model (``lambda = 1``) the fitted weight is shrunk
-    towards; with few decisions of evidence the model keeps its weight."""
+    towards, against every decision with evidence the task has seen; with few decisions of
+    evidence the model keeps its weight."""
     calibration_window: int = 500
     """Most recent decisions with evidence a task's fit uses."""
 
