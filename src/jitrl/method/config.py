@@ -191,7 +191,8 @@ class ValueConfig:
     """With ``words``, only actions of the same kind (the same first word) correspond:
     "close door to south" shares three words of four with "open door to south" but says
     nothing about it. ``False`` lets any two actions correspond by their words (the earlier
-    releases; on five TextWorldExpress games with memory alone it learnt less, BENCHMARKS.md)."""
+    releases; with memory alone on five TextWorldExpress games it scored lower on twc, sorting
+    and cookingworld and higher on coin, within the intervals of 6 seeds, BENCHMARKS.md)."""
     action_prior: float = 1.0
     """Weight, in neighbours of similarity 1, of what similar actions say about a candidate
     once the candidate has evidence of its own: ``Q = (W Q_own + action_prior Q_similar) / (W +

@@ -67,8 +67,10 @@ def action_words(action: str) -> frozenset[str]:
     return frozenset(_WORD.findall(action.lower()))
 
 
+@lru_cache(maxsize=NGRAM_CACHE_SIZE)
 def action_kind(action: str) -> str:
-    """The kind of an action: its first word, lower-cased (``go``, ``take``, ``click``)."""
+    """The kind of an action: its first word, lower-cased (``go``, ``take``, ``click``);
+    memoised, as every candidate is compared with every neighbour's action each decision."""
     words = action.split()
     return words[0].lower() if words else ""
 
