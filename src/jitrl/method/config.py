@@ -203,14 +203,17 @@ class ValueConfig:
     the untried: ``Q = (W_kind Q_kind + action_prior Q_unseen) / (W_kind + action_prior)``.
     Where one kind of action is deadly whatever its object (ScienceWorld's ``focus on X`` ends
     the task unless X is the answer), the untried ones of that kind stop looking attractive."""
+    kind_prior: float = 0.0
+    """Weight, in neighbours of similarity 1, of what the candidate's kind of action returned
+    over the task's whole memory (:mod:`jitrl.method.kinds`): ``Q`` is shrunk towards ``V(s) +
+    offset(kind)``, the kind's mean return minus the task's. A rare kind (``look``) has a
+    handful of returns among a decision's neighbours, too few to tell it apart; 0 disables it."""
     loop_penalty: float = 1.0
     """Lowers ``Q(s, a)`` by this many reward units (``ReturnConfig.reward_unit``) for every time
-    ``a`` led back to an already visited state
-    from this state in the current episode. Returns cut by the episode's end value a loop too
-    kindly (its last steps see little of the penalty that follows), so an agent could wait in
-    one place for ever while the only way on once led to a loss; counting the loops makes it
-    try something else. 0 disables it."""
-
+    ``a`` led back to an already visited state from this state in the current episode. Returns
+    cut by the episode's end value a loop too kindly, so an agent could wait in one place for
+    ever while the only way on once led to a loss; counting the loops makes it try something
+    else. 0 disables it."""
     loop_on_repeat: bool = False
     """Count every earlier time ``a`` was taken from this state in the episode as a loop, not
     only the times it led back to a state visited before. In a deterministic world an action
@@ -229,6 +232,7 @@ class ValueConfig:
         _check(0.0 < self.action_threshold <= 1.0, "action_threshold must be in (0, 1]")
         _check(self.loop_penalty >= 0.0, "loop_penalty must be >= 0")
         _check(self.action_prior >= 0.0, "action_prior must be >= 0")
+        _check(self.kind_prior >= 0.0, "kind_prior must be >= 0")
 
 
 @dataclass(frozen=True)

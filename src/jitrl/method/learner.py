@@ -316,12 +316,16 @@ class JitRL:
         given = _checked_logits(logits, cands, self.config.policy.floor_logit, len(extra))
         everything = cands + extra
         values = self.config.values
-        est = estimate(neighbours, everything, values, looped) if self.uses_memory else None
+        offsets = self.index.kinds.offsets(task_id or "") if values.kind_prior > 0.0 else None
+        est = (
+            estimate(neighbours, everything, values, looped, offsets) if self.uses_memory else None
+        )
         keep = prune(state.text, everything, extra, est, self.config.pruning)
         if len(keep) < len(everything):
             everything = [everything[i] for i in keep]
             given = [given[i] for i in keep] if given is not None else None
-            est = estimate(neighbours, everything, values, looped) if self.uses_memory else None
+            if self.uses_memory:
+                est = estimate(neighbours, everything, values, looped, offsets)
         proposed = [a for a in extra if a in set(everything)]
         return _View(neighbours, everything, proposed, est, given)
 

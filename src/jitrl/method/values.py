@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from jitrl.method.config import ValueConfig
 from jitrl.method.similarity import action_kind, action_similarity
@@ -15,6 +16,7 @@ def estimate(
     candidates: Sequence[str],
     config: ValueConfig,
     looped: Mapping[str, float] | None = None,
+    kind_offsets: Mapping[str, float] | None = None,
 ) -> Estimates:
     """Similarity-weighted Q, V and A for each candidate.
 
@@ -26,6 +28,10 @@ def estimate(
       ``max(V(s), unseen_floor) + alpha / (1 + |N|)``, an optimism that shrinks as evidence
       grows (``unseen_floor=None`` gives the plain ``V + alpha / (1 + |N|)``), backed off to
       the returns of the neighbours' actions of the same kind when ``kind_backoff`` is on.
+    - With ``kind_prior`` and ``kind_offsets`` (:meth:`jitrl.method.kinds.KindValues.offsets`)
+      giving the candidate's kind, ``Q`` is shrunk towards ``V(s) + offset``: ``(W Q +
+      kind_prior (V + offset)) / (W + kind_prior)``, with ``W`` the candidate's similarity-weighted
+      evidence (``action_prior`` for an untried one, the weight of its optimism).
     - ``n(s, a)``: the number of neighbours whose action matches ``a``.
     - ``Q(s, a)`` is lowered by ``loop_penalty * looped[a]``: ``looped`` counts the times ``a``
       looped from this state in the current episode, in reward units.
@@ -46,26 +52,56 @@ def estimate(
     base = v if config.unseen_floor is None else max(v, config.unseen_floor)
     optimism = base + config.alpha / (1.0 + size)
     kinds = _kind_values(neighbours, config.action_prior, optimism) if config.kind_backoff else {}
+    ctx = _Context(config, by_action, v, size, optimism, kinds, kind_offsets or {})
     q: list[float] = []
     counts: list[int] = []
     for action in candidates:
-        exact = by_action.get(action, [])
-        similar = _similar(action, by_action, config)
-        count = len(exact) + sum(len(group) for group, _ in similar)
+        value, count = _candidate_value(action, ctx)
         counts.append(count)
-        tabu = config.loop_penalty * loops.get(action, 0)
-        unseen_q = kinds.get(action_kind(action), optimism)
-        if count == 0:
-            q.append(unseen_q - tabu)
-            continue
-        bonus = config.seen_bonus * math.sqrt(math.log(size) / count) if size > 1 else 0.0
-        q.append(_backoff(exact, similar, config.action_prior, unseen_q) + bonus - tabu)
+        q.append(value - config.loop_penalty * loops.get(action, 0))
     adv = [qa - v for qa in q]
     if config.scale == "max_abs":
         peak = max((abs(a) for a in adv), default=0.0)
         if peak > 0.0:
             adv = [a / peak for a in adv]
     return Estimates(q=tuple(q), counts=tuple(counts), v=v, advantages=tuple(adv))
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every candidate of one decision is valued against."""
+
+    config: ValueConfig
+    by_action: Mapping[str, list[Neighbour]]
+    v: float
+    size: int
+    optimism: float
+    kinds: Mapping[str, float]
+    """Per kind, the value of an untried action (``kind_backoff``)."""
+    offsets: Mapping[str, float]
+    """Per kind, its task-wide mean return minus the task's (``kind_prior``)."""
+
+
+def _candidate_value(action: str, ctx: _Context) -> tuple[float, int]:
+    """``Q(s, action)`` before the loop penalty, and ``n(s, action)``."""
+    config = ctx.config
+    exact = ctx.by_action.get(action, [])
+    similar = _similar(action, ctx.by_action, config)
+    count = len(exact) + sum(len(group) for group, _ in similar)
+    kind = action_kind(action)
+    unseen_q = ctx.kinds.get(kind, ctx.optimism)
+    if count == 0:
+        value, weight = unseen_q, config.action_prior
+    else:
+        size = ctx.size
+        bonus = config.seen_bonus * math.sqrt(math.log(size) / count) if size > 1 else 0.0
+        value = _backoff(exact, similar, config.action_prior, unseen_q) + bonus
+        weight = _evidence(exact, similar)
+    offset = ctx.offsets.get(kind)
+    if offset is not None and config.kind_prior > 0.0:
+        prior = config.kind_prior
+        value = (weight * value + prior * (ctx.v + offset)) / (weight + prior)
+    return value, count
 
 
 def _similar(
@@ -105,6 +141,15 @@ def _kind_values(
         for kind, (weight, total) in sums.items()
         if weight > 0.0
     }
+
+
+def _evidence(
+    exact: Sequence[Neighbour], similar: Sequence[tuple[list[Neighbour], float]]
+) -> float:
+    """A seen candidate's similarity-weighted count of neighbours (similar actions weighted by
+    their action similarity too)."""
+    own = sum(nb.similarity for nb in exact)
+    return own + sum(nb.similarity * match for group, match in similar for nb in group)
 
 
 def _backoff(

@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from jitrl.method.config import RetrievalConfig
+from jitrl.method.kinds import KindValues
 from jitrl.method.similarity import combine, ngrams
 from jitrl.method.types import Experience, Neighbour, State
 
@@ -93,6 +94,9 @@ class MemoryIndex:
         self._episodes: set[str] = set()
         self.last_episode_id: str | None = None
         """Episode id of the last record added (with :attr:`seen`, what a saved index matches)."""
+        self.kinds = KindValues()
+        """Mean returns per task and kind of action, over every record added (evicted ones
+        included)."""
         self.add(experiences)
 
     def __len__(self) -> int:
@@ -140,6 +144,7 @@ class MemoryIndex:
             group.latest = self._seq
             self.last_episode_id = exp.episode_id
             self._episodes.add(exp.episode_id)
+            self.kinds.add(exp)
             if self._hygiene is not None:
                 for seq, handle in self._hygiene.admit(self._seq, exp, group):
                     assert isinstance(handle, _StateGroup)
