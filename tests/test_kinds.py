@@ -13,15 +13,15 @@ from jitrl.method.types import Experience, Neighbour, State
 from jitrl.method.values import estimate
 
 
-def record(action, ret, task="t", state="s"):
-    return Experience(State(state), action, ret, "e", 0, task_id=task)
+def record(action, reward, task="t", state="s"):
+    return Experience(State(state), action, reward, "e", 0, task_id=task, reward=reward)
 
 
 def nb(action, ret, sim=1.0):
     return Neighbour(record(action, ret), sim)
 
 
-def test_offsets_are_each_kinds_mean_return_minus_the_tasks():
+def test_offsets_are_each_kinds_mean_step_reward_minus_the_tasks():
     kinds = KindValues()
     for action, ret in [("move north", 0.0), ("move south", 1.0), ("look", -1.0), ("look", -1.0)]:
         kinds.add(record(action, ret))
@@ -31,6 +31,14 @@ def test_offsets_are_each_kinds_mean_return_minus_the_tasks():
     assert kinds.offsets("other") == pytest.approx({"look": 0.0})
     assert kinds.offsets("unknown") == {}
     assert kinds.count("t", "look") == 2 and kinds.count("t", "take") == 0
+
+
+def test_a_kind_is_valued_by_what_it_does_not_by_what_followed():
+    kinds = KindValues()
+    # looking came just before the win (a high return) but scored nothing itself
+    kinds.add(Experience(State("s"), "look", 0.9, "e", 0, task_id="t", reward=0.0))
+    kinds.add(Experience(State("s"), "take coin", 1.0, "e", 1, task_id="t", reward=1.0))
+    assert kinds.offsets("t") == pytest.approx({"look": -0.5, "take": 0.5})
 
 
 @given(
@@ -45,8 +53,8 @@ def test_offsets_are_each_kinds_mean_return_minus_the_tasks():
 )
 def test_offsets_weighted_by_their_counts_sum_to_zero(rows):
     kinds = KindValues()
-    for action, ret in rows:
-        kinds.add(record(action, ret))
+    for action, reward in rows:
+        kinds.add(record(action, reward))
     offsets = kinds.offsets("t")
     total = sum(kinds.count("t", kind) * offset for kind, offset in offsets.items())
     assert total == pytest.approx(0.0, abs=1e-6)
