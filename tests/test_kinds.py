@@ -78,7 +78,7 @@ def test_without_a_weight_or_an_offset_the_kind_prior_changes_nothing():
     neighbours = [nb("move east", -0.2), nb("look", 0.3)]
     cands = ["move east", "look", "take coin"]
     plain = estimate(neighbours, cands, ValueConfig())
-    off = estimate(neighbours, cands, ValueConfig(), kind_offsets={"look": -1.0})
+    off = estimate(neighbours, cands, ValueConfig(kind_prior=0.0), kind_offsets={"look": -1.0})
     unknown = estimate(neighbours, cands, ValueConfig(kind_prior=5.0), kind_offsets={"go": 1.0})
     assert off.q == plain.q == unknown.q
 
@@ -92,6 +92,7 @@ def test_an_untried_action_is_shrunk_with_the_weight_of_its_optimism():
 
 def test_the_learner_values_kinds_over_its_whole_memory(list_store):
     plain = JitRLConfig()
+    plain = replace(plain, values=replace(plain.values, kind_prior=0.0))
     jit = JitRL(list_store, plain)
     for i in range(6):  # looking never pays on this task; taking does
         with jit.episode("task", f"e{i}") as ep:

@@ -79,7 +79,7 @@ class _Context:
     kinds: Mapping[str, float]
     """Per kind, the value of an untried action (``kind_backoff``)."""
     offsets: Mapping[str, float]
-    """Per kind, its task-wide mean return minus the task's (``kind_prior``)."""
+    """Per kind, its task-wide mean step reward minus the task's (``kind_prior``)."""
 
 
 def _candidate_value(action: str, ctx: _Context) -> tuple[float, int]:
