@@ -21,7 +21,9 @@ def cfg(**policy):
     return JitRLConfig(
         returns=ReturnConfig(gamma=0.5, terminal_penalty=10.0),
         retrieval=RetrievalConfig(k=10, threshold=0.5, similarity="mix"),
-        values=ValueConfig(alpha=5.0, action_similarity="exact", kind_backoff=False),
+        values=ValueConfig(
+            alpha=5.0, action_similarity="exact", kind_backoff=False, kind_prior=0.0
+        ),
         policy=PolicyConfig(beta=0.5, **policy),
     )
 
@@ -263,7 +265,7 @@ def _probs_after(store, rewards: list[float], beta_unit: str) -> list[float]:
     config = JitRLConfig(
         returns=ReturnConfig(gamma=0.5, terminal_penalty=0.0, revisit_penalty=0.0),
         retrieval=RetrievalConfig(k=10, threshold=0.5, similarity="mix"),
-        values=ValueConfig(alpha=0.0, action_similarity="exact", loop_penalty=0.0),
+        values=ValueConfig(alpha=0.0, action_similarity="exact", loop_penalty=0.0, kind_prior=0.0),
         policy=PolicyConfig(
             beta=0.5,
             beta_unit=beta_unit,
