@@ -40,12 +40,14 @@ DATA = Path(__file__).parent / "data" / "reference_traces"
 LEGACY = JitRLConfig(
     returns=ReturnConfig(terminal_penalty=10.0, revisit_penalty=1.0, reward_unit=1.0),
     retrieval=RetrievalConfig(k=10, threshold=0.5, similarity="mix"),
-    values=ValueConfig(action_similarity="exact", loop_penalty=0.0, kind_backoff=False),
+    values=ValueConfig(
+        action_similarity="exact", loop_penalty=0.0, kind_backoff=False, kind_prior=0.0
+    ),
     policy=PolicyConfig(propose=False, tie_break="first", calibrate=False),
     pruning=PruneConfig(prune_to=None),
 )
 """The method as it was when the traces were recorded: penalties in raw points, exact states
-and actions, no kind backoff, no loop count, no calibration, first-maximum ties, no pruning,
+and actions, no kind backoff or kind prior, no loop count, no calibration, first-maximum ties, no pruning,
 and no proposals (the episode loop gave Jericho and TextWorld no validity check then, so memory
 never proposed)."""
 
