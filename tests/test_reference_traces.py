@@ -47,9 +47,9 @@ LEGACY = JitRLConfig(
     pruning=PruneConfig(prune_to=None),
 )
 """The method as it was when the traces were recorded: penalties in raw points, exact states
-and actions, no kind backoff or kind prior, no loop count, no calibration, first-maximum ties, no pruning,
-and no proposals (the episode loop gave Jericho and TextWorld no validity check then, so memory
-never proposed)."""
+and actions, no kind backoff or kind prior, no loop count, no calibration, first-maximum ties,
+no pruning, and no proposals (the episode loop gave Jericho and TextWorld no validity check
+then, so memory never proposed)."""
 
 
 def _env_spec(trace: dict[str, Any]) -> str | None:

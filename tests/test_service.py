@@ -59,9 +59,10 @@ def running(config: ServiceConfig, patch: Callable[[Any], None] | None = None) -
 
 
 def make_config(tmp_path: Path, **kw: Any) -> ServiceConfig:
-    # exact actions: "go south" does not inherit the value of "go north" (tests/test_values.py
-    # covers actions matched by their words)
-    jit = JitRLConfig(policy=PolicyConfig(beta=0.5), values=ValueConfig(action_similarity="exact"))
+    # exact actions and no kind prior: "go south" inherits the value of "go north" neither by
+    # its words (tests/test_values.py) nor by its kind (tests/test_kinds.py)
+    values = ValueConfig(action_similarity="exact", kind_prior=0.0)
+    jit = JitRLConfig(policy=PolicyConfig(beta=0.5), values=values)
     return ServiceConfig(memory=str(tmp_path / "memory.sqlite"), jitrl=jit, **kw)
 
 
