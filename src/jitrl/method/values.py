@@ -95,8 +95,8 @@ def _candidate_value(action: str, ctx: _Context) -> tuple[float, int]:
     else:
         size = ctx.size
         bonus = config.seen_bonus * math.sqrt(math.log(size) / count) if size > 1 else 0.0
-        value = _backoff(exact, similar, config.action_prior, unseen_q) + bonus
-        weight = _evidence(exact, similar)
+        value, weight = _backoff(exact, similar, config.action_prior, unseen_q)
+        value += bonus
     offset = ctx.offsets.get(kind)
     if offset is not None and config.kind_prior > 0.0:
         prior = config.kind_prior
@@ -143,24 +143,15 @@ def _kind_values(
     }
 
 
-def _evidence(
-    exact: Sequence[Neighbour], similar: Sequence[tuple[list[Neighbour], float]]
-) -> float:
-    """A seen candidate's similarity-weighted count of neighbours (similar actions weighted by
-    their action similarity too)."""
-    own = sum(nb.similarity for nb in exact)
-    return own + sum(nb.similarity * match for group, match in similar for nb in group)
-
-
 def _backoff(
     exact: Sequence[Neighbour],
     similar: Sequence[tuple[list[Neighbour], float]],
     prior: float,
     unseen: float,
-) -> float:
-    """``Q`` in three levels, each backed off to the next with weight ``prior``: the neighbours
-    that took the action itself, those that took a similar action, and the optimistic value of
-    an untried action::
+) -> tuple[float, float]:
+    """``Q`` and its evidence ``W_e + W_s``. ``Q`` has three levels, each backed off to the next
+    with weight ``prior``: the neighbours that took the action itself, those that took a similar
+    action, and the optimistic value of an untried action::
 
         Q_s = (W_s Q_similar + prior unseen) / (W_s + prior)
         Q   = (W_e Q_own + prior Q_s) / (W_e + prior)
@@ -173,12 +164,12 @@ def _backoff(
     s_exact = sum(nb.similarity * nb.experience.ret for nb in exact)
     w_similar = sum(nb.similarity * match for group, match in similar for nb in group)
     if w_similar == 0.0:
-        return s_exact / w_exact
+        return s_exact / w_exact, w_exact
     s_similar = sum(
         nb.similarity * match * nb.experience.ret for group, match in similar for nb in group
     )
     q_similar = (s_similar + prior * unseen) / (w_similar + prior)
-    return (s_exact + prior * q_similar) / (w_exact + prior)
+    return (s_exact + prior * q_similar) / (w_exact + prior), w_exact + w_similar
 
 
 def proposals(

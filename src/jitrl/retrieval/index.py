@@ -95,8 +95,8 @@ class MemoryIndex:
         self.last_episode_id: str | None = None
         """Episode id of the last record added (with :attr:`seen`, what a saved index matches)."""
         self.kinds = KindValues()
-        """Mean returns per task and kind of action, over every record added (evicted ones
-        included)."""
+        """Mean step rewards per task and kind of action, over every record added (evicted
+        ones included)."""
         self.add(experiences)
 
     def __len__(self) -> int:
