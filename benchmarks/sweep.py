@@ -11,7 +11,9 @@ each with a 95% confidence interval over seeds.
         --episodes 30 --max-steps 30 --test-episodes 10 --seeds 5 --workers 2 \\
         --name memory '{}' '{"action_similarity": "exact"}'
 
-Writes ``benchmarks/results/sweep-<name>/sweep.json`` and ``sweep.md``.
+Writes ``benchmarks/results/sweep-<name>/sweep.json`` and ``sweep.md`` (``--out`` moves them).
+A sweep stopped or still running is summarised, over the seeds it has finished, by the same
+command with ``--summarise-only``.
 """
 
 from __future__ import annotations
@@ -81,6 +83,11 @@ def _cell(iv: dict[str, Any] | None) -> str:
     return f"{iv['mean']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}]"
 
 
+def _shown(folder: Path) -> str:
+    """``folder`` relative to the repository where it lies inside it."""
+    return str(folder.relative_to(REPO)) if folder.is_relative_to(REPO) else str(folder)
+
+
 def markdown(results: dict[str, Any]) -> str:
     """One table: rows are (environment, variant, agent)."""
     lines = [
@@ -109,9 +116,20 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--name", default="sweep")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "benchmarks" / "results",
+        help="folder that holds sweep-NAME/ (default: benchmarks/results)",
+    )
+    ap.add_argument(
+        "--summarise-only",
+        action="store_true",
+        help="play nothing: summarise the seeds already finished (of a running or stopped sweep)",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
-    root = REPO / "benchmarks" / "results" / f"sweep-{args.name}"
+    root = args.out.resolve() / f"sweep-{args.name}"
     base = {
         "env": args.env,
         "agents": args.agents,
@@ -131,12 +149,12 @@ def main() -> None:
         jobs += variant_jobs
         prepared[raw] = (spec, expand_envs(spec.env, spec.game_seed), out)
     t0 = time.perf_counter()
-    for err in run_jobs(jobs, execution):
+    for err in [] if args.summarise_only else run_jobs(jobs, execution):
         log.error("failed: %s", err)
     results: dict[str, Any] = {"base": base, "variants": {}, "seconds": time.perf_counter() - t0}
     for raw, (spec, envs, out) in prepared.items():
         table = summarise(out, spec, envs, args.window)
-        results["variants"][raw] = {"folder": str(out.relative_to(REPO)), "table": table}
+        results["variants"][raw] = {"folder": _shown(out), "table": table}
     atomic_write_text(root / "sweep.json", json.dumps(results, indent=2))
     atomic_write_text(root / "sweep.md", markdown(results))
     print(markdown(results))

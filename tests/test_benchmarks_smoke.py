@@ -4,6 +4,7 @@ benchmark's recorded fallback states still build prompts with the current enviro
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -50,3 +51,27 @@ def test_recorded_decisions_build_prompts() -> None:
     assert len(decisions) == len(module.RECORDED_ZORK1)
     assert "West of House" in decisions[0].prompt.user
     assert decisions[0].candidates == ["open mailbox", "north", "south", "west"]
+
+
+@pytest.mark.slow
+def test_sweep_plays_then_summarises_without_playing(tmp_path: Path) -> None:
+    command = [sys.executable, str(BENCH / "sweep.py"), "--env", "textworld:1", "--episodes", "2",
+               "--max-steps", "5", "--test-episodes", "1", "--seeds", "1", "--window", "1",
+               "--workers", "1", "--name", "t", "--out", str(tmp_path), "{}"]  # fmt: skip
+    played = subprocess.run(command, cwd=BENCH, capture_output=True, text=True, timeout=600)
+    assert played.returncode == 0, played.stderr
+    result = json.loads((tmp_path / "sweep-t" / "sweep.json").read_text())
+    row = result["variants"]["{}"]["table"]["tw1"]["jitrl"]
+    assert row["first"]["n"] == row["last"]["n"] == row["test"]["n"] == 1
+    episodes = tmp_path / "sweep-t" / "v0" / "runs" / "tw1" / "jitrl" / "seed1" / "episodes.jsonl"
+    lines = episodes.read_text().splitlines()
+    assert len(lines) == 3  # 2 learning episodes and 1 test episode
+
+    again = subprocess.run([*command, "--summarise-only"], cwd=BENCH, capture_output=True,
+                           text=True, timeout=600)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert episodes.read_text().splitlines() == lines  # nothing played again
+    assert (
+        json.loads((tmp_path / "sweep-t" / "sweep.json").read_text())["variants"]
+        == (result["variants"])
+    )
