@@ -61,6 +61,23 @@ def test_run_twice_continues_and_memory_commands(tmp_path):
     assert str(steps) in again.stdout
 
 
+def test_run_refuses_a_folder_another_process_is_playing(tmp_path):
+    from filelock import FileLock
+
+    out = tmp_path / "busy"
+    out.mkdir()
+    with FileLock(out / ".lock"):
+        proc = jitrl("run", "--model", "scripted", "--episodes", "1", "--max-steps", "3",
+                     "--out", str(out), cwd=tmp_path, check=False)  # fmt: skip
+    assert proc.returncode != 0
+    assert "being played by another jitrl process" in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr
+    assert not (out / "episodes.jsonl").exists()
+    jitrl("run", "--model", "scripted", "--episodes", "1", "--max-steps", "3", "--out", str(out),
+          cwd=tmp_path)  # fmt: skip
+    assert len((out / "episodes.jsonl").read_text().splitlines()) == 1
+
+
 def test_learning_line_compares_the_first_and_last_windows():
     from jitrl.cli.run import learning_line
     from jitrl.running.records import EpisodeResult

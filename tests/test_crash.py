@@ -42,6 +42,27 @@ def test_an_episode_stored_but_not_recorded_is_removed_and_replayed(tmp_path: Pa
         store.add_episode(stored_record(folder.episode_id(folder.next_index)))  # replay: same id
 
 
+def test_a_folder_is_played_by_one_process_at_a_time(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    first, second = RunWriter(out, {"env": "e"}), RunWriter(out, {"env": "e"})
+    assert not out.exists()  # nothing is created (or locked) before the first episode
+    first.start()
+    with pytest.raises(ValueError, match="being played by another jitrl process"):
+        second.start()
+    with pytest.raises(ValueError, match="being played by another jitrl process"):
+        RunWriter(out, {"env": "e"})  # an existing folder is locked from the start
+    first.close()
+    with RunWriter(out, {"env": "e"}) as third:
+        third.start()
+        with (
+            SQLiteStore(tmp_path / "m.sqlite") as store,
+            pytest.raises(ValueError, match="another jitrl process"),
+        ):
+            second.reconcile(store)  # would delete the holder's episode in progress
+    with RunWriter(out, {"env": "e"}) as fourth:  # the context freed the folder
+        assert fourth.next_index == 0
+
+
 def check_agreement(out: Path, store: SQLiteStore) -> int:
     """Assert the run folder and the store hold the same episodes; returns how many."""
     lines = [json.loads(s) for s in (out / "episodes.jsonl").read_text().splitlines() if s]

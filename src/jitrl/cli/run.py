@@ -144,6 +144,8 @@ def run(
         played = len(writer.results) - first
         kept = f"; {len(writer.results)} finished episodes are kept in {out}" if played else ""
         raise fail(f"{message}{kept}", code) from err
+    finally:
+        writer.close()
     console.print(episode_table(writer.results[first:]))
     console.print(learning_line(writer.results), highlight=False)
     console.print(f"Output: {out}")

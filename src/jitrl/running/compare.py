@@ -229,25 +229,27 @@ def _job_store(job: Job, writer: RunWriter) -> ExperienceStore:
 def run_job(job: Job) -> dict[str, Any]:
     """Play the job's missing episodes (runs in a worker). Returns its final scores."""
     folder = Path(job.folder)
-    writer = RunWriter(folder, job.settings())
-    if writer.next_index < job.episodes:
-        store = _job_store(job, writer) if agent_spec(job.run.agent).keeps_memory else None
-        if store is not None:
-            writer.reconcile(store)
-        with open_player(job.run, threads=job.threads, store=store, out=folder) as player:
-            learn = job.run.episodes - writer.next_index
-            if learn > 0:
-                run_episodes(player.env, player.agent, writer, episodes=learn, seed=job.run.seed)
-            test = job.episodes - writer.next_index
-            if test > 0:
-                run_episodes(
-                    player.env,
-                    player.agent,
-                    writer,
-                    episodes=test,
-                    seed=job.run.seed,
-                    phase="test",
-                )
+    with RunWriter(folder, job.settings()) as writer:
+        if writer.next_index < job.episodes:
+            store = _job_store(job, writer) if agent_spec(job.run.agent).keeps_memory else None
+            if store is not None:
+                writer.reconcile(store)
+            with open_player(job.run, threads=job.threads, store=store, out=folder) as player:
+                learn = job.run.episodes - writer.next_index
+                if learn > 0:
+                    run_episodes(
+                        player.env, player.agent, writer, episodes=learn, seed=job.run.seed
+                    )
+                test = job.episodes - writer.next_index
+                if test > 0:
+                    run_episodes(
+                        player.env,
+                        player.agent,
+                        writer,
+                        episodes=test,
+                        seed=job.run.seed,
+                        phase="test",
+                    )
     return {
         "slug": job.slug,
         "agent": job.run.agent,

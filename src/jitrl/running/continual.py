@@ -129,7 +129,7 @@ def _play_phases(
         envs: dict[int, TextEnv] = {start: player.env}
         for phase in plan:
             settings = {"task": spec.tasks[phase.task], "learn": phase.learn, "agent": spec.agent}
-            writer = RunWriter(out / phase.folder, settings)
+            writer = stack.enter_context(RunWriter(out / phase.folder, settings))
             todo = phase.episodes - writer.next_index
             if todo <= 0:
                 continue

@@ -19,7 +19,10 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
+from types import TracebackType
 from typing import Any
+
+from filelock import FileLock, Timeout
 
 from jitrl.agents import Agent
 from jitrl.envs.base import TextEnv
@@ -49,6 +52,8 @@ def _last_line(path: Path, block: int = 4096) -> str:
 
 RUN_FILE = "run.json"
 """The run folder's identity and settings, written before its first episode."""
+LOCK_FILE = ".lock"
+"""Locked while a process plays into the folder (a second one is refused)."""
 FIXED_SETTINGS = (
     "env",
     "agent",
@@ -69,8 +74,14 @@ class RunWriter:
     nothing behind). Its ``run.json`` keeps an id and the settings: episode ``i`` is stored as
     ``<id>-<i>``, and a later run into the folder must use the same settings.
 
+    One process at a time plays into a folder: the writer locks it (``.lock``) from the first
+    call that may change it (``reconcile``, ``start``) until ``close``, or from the start when
+    the folder exists; use it as a context manager. The operating system frees the lock of a
+    process that dies.
+
     Raises:
-        ValueError: the folder holds a run with other settings, or ``out`` is not a folder.
+        ValueError: the folder holds a run with other settings, ``out`` is not a folder, or
+            another process is playing into it.
     """
 
     def __init__(self, out: Path, settings: dict[str, Any]) -> None:
@@ -78,11 +89,46 @@ class RunWriter:
             raise ValueError(f"--out {out} is a file, not a folder (give a folder path)")
         self.out = out
         self.settings = json.loads(json.dumps(settings))  # as it reads back (tuples: lists)
+        self._lock: FileLock | None = None
+        if out.is_dir():
+            self._hold()
         self.episodes_path = out / "episodes.jsonl"
         self.decisions_path = out / "decisions.jsonl"
         self.run_id = self._check_run()
         self.results = [EpisodeResult(**row) for row in self._read_episodes()]
         self._drop_unfinished_decisions()
+
+    def _hold(self) -> None:
+        """Lock the folder for this writer (created if missing); refuses a folder in use."""
+        if self._lock is not None:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.out / LOCK_FILE)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise ValueError(
+                f"{self.out} is being played by another jitrl process; "
+                "wait for it to finish or use another --out"
+            ) from None
+        self._lock = lock
+
+    def close(self) -> None:
+        """Free the folder for other processes (a later ``start`` or ``write`` locks it again)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
     def _check_run(self) -> str:
         """The folder's run id (a new one for a new folder); refuses another experiment."""
@@ -113,6 +159,7 @@ class RunWriter:
         Returns:
             How many episodes were removed.
         """
+        self._hold()
         prefix = f"{self.run_id}-"
         orphans = [
             e
@@ -159,6 +206,7 @@ class RunWriter:
 
     def start(self) -> None:
         """Create the folder and its ``run.json`` (before the first episode is played)."""
+        self._hold()
         path = self.out / RUN_FILE
         if not path.exists():
             self.out.mkdir(parents=True, exist_ok=True)
