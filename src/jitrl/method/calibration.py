@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax, logsumexp, softmax
+from scipy.special import logsumexp, softmax
 
 from jitrl.method.config import PolicyConfig
 
@@ -42,9 +42,6 @@ MIN_SEEN = 2
 """Candidates with memory evidence a decision needs to say something about the model."""
 FIT_TOLERANCE = 1e-4
 """Precision of the fitted weight."""
-TRUST_GRID = np.round(np.arange(0.0, 1.951, 0.05), 2)
-"""Trusts ``w`` the outcome fit tries: below 1 the model is tempered, above 1 memory is (its
-weight ``mu = 2 - w`` never below 0.05, so ``beta / mu`` stays finite)."""
 
 
 @dataclass(frozen=True)
@@ -91,108 +88,39 @@ def fit_weight(samples: Sequence[Sample], beta: float) -> float:
     return float(min(1.0, max(0.0, result.x)))
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """One decision seen once its episode ended: the model's logits, memory's term ``A / beta``
-    over the same candidates, the index taken and its realised advantage ``G - V``."""
-
-    logits: tuple[float, ...]
-    memory: tuple[float, ...]
-    taken: int
-    advantage: float
-
-
-def mix(trust: float) -> tuple[float, float]:
-    """The weights ``(lambda, mu)`` of model and memory for a trust ``w`` in ``[0, 2)``: the
-    model's ``lambda = min(w, 1)``, memory's ``mu = min(2 - w, 1)``."""
-    return min(trust, 1.0), min(2.0 - trust, 1.0)
-
-
-def fit_trust(outcomes: Sequence[Outcome]) -> float:
-    """The trust ``w`` whose policy ``softmax(lambda z + mu A / beta)`` best explains which
-    actions turned out well: the maximum over :data:`TRUST_GRID` of
-    ``sum_t (R_t - mean R) log pi_w(a_t | s_t)``, the advantage-weighted likelihood of the
-    actions taken. An action that did better than usual pulls ``w`` towards the source that
-    preferred it; one that did worse, away. Where no ``w`` does better than ``w = 1``
-    (no outcomes, all alike), the method as published is kept."""
-    if not outcomes:
-        return 1.0
-    centred = np.array([o.advantage for o in outcomes])
-    centred -= centred.mean()
-    lam, mu = np.array([mix(w) for w in TRUST_GRID]).T
-    total = np.zeros(len(TRUST_GRID))
-    for o, weight in zip(outcomes, centred, strict=True):
-        if weight == 0.0:
-            continue
-        rows = lam[:, None] * np.asarray(o.logits) + mu[:, None] * np.asarray(o.memory)
-        total += weight * log_softmax(rows, axis=1)[:, o.taken]
-    at_one = total[int(np.flatnonzero(TRUST_GRID == 1.0)[0])]
-    best = int(np.argmax(total))
-    return float(TRUST_GRID[best]) if total[best] > at_one + FIT_TOLERANCE else 1.0
-
-
 class PriorCalibration:
-    """The per-task trust in the model against memory, refitted as evidence comes.
-
-    The trust ``w`` gives the model's weight ``lambda`` and memory's ``mu`` (:func:`mix`). With
-    ``calibrate_from="memory"`` each decision brings a :class:`Sample` and ``w = lambda`` stays
-    in ``[0, 1]``; with ``"outcomes"`` each learning episode brings its :class:`Outcome` list.
-    Either fit is shrunk towards ``w = 1`` by ``calibration_prior`` pseudo-decisions.
+    """The per-task weight of the model's logits, refitted as decisions bring evidence.
 
     Args:
-        config: the policy settings (``calibrate``, ``calibrate_from``, ``calibration_prior``,
+        config: the policy settings (``calibrate``, ``calibration_prior``,
             ``calibration_window``, ``beta``).
     """
 
     def __init__(self, config: PolicyConfig) -> None:
         self.config = config
         self._samples: dict[str, deque[Sample]] = {}
-        self._outcomes: dict[str, deque[Outcome]] = {}
-        self._trust: dict[str, float] = {}
+        self._weights: dict[str, float] = {}
         self._seen: dict[str, int] = {}
 
-    def trust(self, task_id: str) -> float:
-        """The current trust ``w`` of ``task_id`` (1 until evidence says otherwise)."""
-        return self._trust.get(task_id, 1.0) if self.config.calibrate else 1.0
-
     def weight(self, task_id: str) -> float:
-        """The model's weight ``lambda`` for ``task_id``."""
-        return mix(self.trust(task_id))[0]
-
-    def memory_weight(self, task_id: str) -> float:
-        """Memory's weight ``mu`` for ``task_id`` (below 1 only with ``outcomes``)."""
-        return mix(self.trust(task_id))[1]
+        """The current weight of the model for ``task_id`` (1 until evidence says otherwise)."""
+        if not self.config.calibrate:
+            return 1.0
+        return self._weights.get(task_id, 1.0)
 
     def observe(self, task_id: str, sample: Sample | None) -> float:
-        """Add a decision's evidence (``calibrate_from="memory"``) and refit; returns the
-        task's new weight."""
-        if not self.config.calibrate or self.config.calibrate_from != "memory" or sample is None:
+        """Add a decision's evidence and refit; returns the task's new weight."""
+        if not self.config.calibrate or sample is None:
             return self.weight(task_id)
         window = self._samples.setdefault(task_id, deque(maxlen=self.config.calibration_window))
         window.append(sample)
         self._seen[task_id] = self._seen.get(task_id, 0) + 1
         if self._seen[task_id] % REFIT_EVERY == 0:
-            self._shrink(task_id, fit_weight(list(window), self.config.beta))
+            fitted = fit_weight(list(window), self.config.beta)
+            n, prior = self._seen[task_id], self.config.calibration_prior
+            self._weights[task_id] = (n * fitted + prior * 1.0) / (n + prior)
         return self.weight(task_id)
 
-    def observe_outcomes(self, task_id: str, outcomes: Sequence[Outcome]) -> float:
-        """Add a finished learning episode's decisions (``calibrate_from="outcomes"``) and
-        refit; returns the task's new trust."""
-        config = self.config
-        on = config.calibrate and config.calibrate_from == "outcomes"
-        if not (on and outcomes and config.correction == "advantages"):
-            return self.trust(task_id)
-        window = self._outcomes.setdefault(task_id, deque(maxlen=self.config.calibration_window))
-        window.extend(outcomes)
-        self._seen[task_id] = self._seen.get(task_id, 0) + len(outcomes)
-        self._shrink(task_id, fit_trust(list(window)))
-        return self.trust(task_id)
-
-    def _shrink(self, task_id: str, fitted: float) -> None:
-        """Keep ``fitted`` shrunk towards 1 by the prior against every decision seen."""
-        n, prior = self._seen[task_id], self.config.calibration_prior
-        self._trust[task_id] = (n * fitted + prior * 1.0) / (n + prior)
-
     def samples(self, task_id: str) -> int:
-        """Decisions with evidence seen for ``task_id`` (in the fit's window)."""
-        return len(self._samples.get(task_id, ())) + len(self._outcomes.get(task_id, ()))
+        """Decisions with evidence seen for ``task_id``."""
+        return len(self._samples.get(task_id, ()))

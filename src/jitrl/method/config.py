@@ -20,7 +20,6 @@ Correction = Literal["advantages", "exploration", "none"]
 AdvantageScale = Literal["none", "max_abs"]
 Selection = Literal["greedy", "sample"]
 BetaUnit = Literal["points", "reward"]
-CalibrationSource = Literal["memory", "outcomes"]
 IndexKind = Literal["auto", "exact", "lsh", "vector"]
 EmbeddingKind = Literal["hashing", "minilm"]
 
@@ -66,7 +65,7 @@ class ReturnConfig:
         _check(self.revisit_penalty >= 0.0, "revisit_penalty must be >= 0")
         _check(0.0 <= self.td_lambda <= 1.0, f"td_lambda must be in [0, 1], got {self.td_lambda}")
         unit = self.reward_unit
-        _check(unit is None or 0 < unit < math.inf, "reward_unit must be > 0")
+        _check(unit is None or (unit > 0 and math.isfinite(unit)), "reward_unit must be > 0")
 
 
 @dataclass(frozen=True)
@@ -274,10 +273,6 @@ class PolicyConfig:
     """Trust the model as much as memory shows it deserves: the base logits are scaled by a
     weight ``lambda`` in ``[0, 1]``, fitted per task so that the scaled model predicts the
     actions memory found better (:mod:`jitrl.method.calibration`); ``False``: ``lambda = 1``."""
-    calibrate_from: CalibrationSource = "memory"
-    """What the fit reads: ``memory``, memory's Q at each decision; ``outcomes``, the realised
-    advantages of the actions taken, after each learning episode, which can also temper memory
-    (``beta / mu``, ``mu >= 0.05``) where its choices fared worse than the model's."""
     calibration_prior: float = 20.0
     """Pseudo-decisions of trust in the model (``lambda = 1``) the fitted weight is shrunk
     towards, against every decision with evidence the task has seen; with few decisions of
@@ -296,7 +291,6 @@ class PolicyConfig:
         corrections = ("advantages", "exploration", "none")
         _check(self.correction in corrections, f"unknown correction {self.correction}")
         _check(self.calibration_prior >= 0.0, "calibration_prior must be >= 0")
-        _check(self.calibrate_from in ("memory", "outcomes"), "unknown calibrate_from")
         _check(self.calibration_window >= 1, "calibration_window must be >= 1")
 
 
@@ -342,14 +336,19 @@ class ReflectionConfig:
     """Ask for ``{"scores": [...]}`` (answer opened with ``{"scores": [``), else step lines."""
 
     def __post_init__(self) -> None:
-        _check(0.0 <= self.weight <= 1.0, f"weight must be in [0, 1], got {self.weight}")
-        _check(0.0 < self.reward_scale < math.inf, "reward_scale must be positive and finite")
-        scores_ok = -math.inf < self.score_min < self.score_max < math.inf
-        _check(scores_ok, "score_min and score_max must be finite, score_min < score_max")
-        sizes = (self.max_chunk_steps, self.max_tokens, self.max_step_chars)
-        _check(min(sizes) >= 1, "max_chunk_steps, max_tokens and max_step_chars must be >= 1")
-        chunk_ok = self.max_chunk_chars >= self.max_step_chars
-        _check(chunk_ok, "max_chunk_chars must be >= max_step_chars")
+        _check(math.isfinite(self.weight), "weight must be finite")
+        if not 0.0 <= self.weight <= 1.0:
+            raise ValueError(f"weight must be in [0, 1], got {self.weight}")
+        if not (self.reward_scale > 0.0 and math.isfinite(self.reward_scale)):
+            raise ValueError("reward_scale must be positive and finite")
+        if not (math.isfinite(self.score_min) and math.isfinite(self.score_max)):
+            raise ValueError("score_min and score_max must be finite")
+        if self.score_min >= self.score_max:
+            raise ValueError("score_min must be < score_max")
+        if min(self.max_chunk_steps, self.max_tokens, self.max_step_chars) < 1:
+            raise ValueError("max_chunk_steps, max_tokens and max_step_chars must be >= 1")
+        if self.max_chunk_chars < self.max_step_chars:
+            raise ValueError("max_chunk_chars must be >= max_step_chars")
 
 
 @dataclass(frozen=True)

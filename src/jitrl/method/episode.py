@@ -13,7 +13,6 @@ from typing import Protocol
 
 from jitrl.llm.base import LanguageModel, Prompt
 from jitrl.memory.base import ExperienceStore
-from jitrl.method.calibration import Outcome, PriorCalibration
 from jitrl.method.config import JitRLConfig
 from jitrl.method.reflection import TrajectoryStep, reflect
 from jitrl.method.returns import (
@@ -49,11 +48,6 @@ class Learner(Protocol):
     store: ExperienceStore | None
     shared: bool
     reward_units: RewardUnits
-    calibration: PriorCalibration
-
-    def beta(self, task_id: str) -> float:
-        """The task's KL strength before the calibration tempers memory (``JitRL.beta``)."""
-        ...
 
     @property
     def index(self) -> Indexed:
@@ -191,7 +185,6 @@ class Episode:
         shaped, rets = episode_returns(
             rewards, failed=failed, config=cfg, states=states, unit=unit, values=self._values()
         )
-        self.jit.calibration.observe_outcomes(self.task_id, self._outcomes(rets))
         self.jit.reward_units.observe(self.task_id, self.rewards)
         if not all(math.isfinite(g) for g in rets):
             raise ValueError("the episode's returns are not finite (rewards too large)")
@@ -204,21 +197,6 @@ class Episode:
             self.jit.store.add_episode(exps)
             self.jit.index.add(exps)
         return exps
-
-    def _outcomes(self, returns: Sequence[float]) -> list[Outcome]:
-        """The decisions memory had evidence for, with the realised advantage ``G - V`` of the
-        action taken (the calibration from outcomes)."""
-        beta = self.jit.beta(self.task_id)
-        return [
-            Outcome(
-                d.base_logits,
-                tuple(a / beta for a in d.estimates.advantages),
-                d.index,
-                g - d.estimates.v,
-            )
-            for d, g in zip(self.decisions, returns, strict=True)
-            if d.estimates is not None and d.neighbours
-        ]
 
     def _reflect(self, rewards: list[float], failed: bool) -> list[float]:
         """Blend the model's step scores into the rewards when reflection is configured."""

@@ -280,12 +280,12 @@ class JitRL:
         task = task_id or ""
         weight = self.calibration.weight(task)
         adv = self._advantages(view, loops)
-        beta = self.beta(task) / self.calibration.memory_weight(task)
+        beta = self.beta(task)
         z = corrected_logits(base, adv, beta, prior_weight=weight)
         idx, probs = select(z, self.config.policy, self.rng)
         if view.estimates is not None:
             est = view.estimates
-            per_unit = self.config.policy.beta / self.beta(task)  # Q in beta's unit
+            per_unit = self.config.policy.beta / beta  # Q in the unit beta is measured in
             q = tuple(x * per_unit for x in est.q)
             self.calibration.observe(task, sample_of(base, q, est.counts))
         t_mem += time.perf_counter() - t1

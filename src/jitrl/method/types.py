@@ -116,8 +116,7 @@ class Decision:
         llm_seconds: wall time spent in the language model for this decision.
         memory_seconds: wall time spent in retrieval, estimates and the update.
         llm_usage: the model's token and call counts for this decision.
-        beta: the KL strength of the update (``beta / mu`` where the calibration tempers
-            memory).
+        beta: the KL strength of the update.
         prior_weight: the weight ``lambda`` of the base logits (1: the model as it is;
             :mod:`jitrl.method.calibration`).
     """
