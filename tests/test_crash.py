@@ -61,6 +61,10 @@ def test_a_folder_is_played_by_one_process_at_a_time(tmp_path: Path) -> None:
             second.reconcile(store)  # would delete the holder's episode in progress
     with RunWriter(out, {"env": "e"}) as fourth:  # the context freed the folder
         assert fourth.next_index == 0
+    with pytest.raises(ValueError, match="holds another run") as refused:
+        RunWriter(out, {"env": "another"})
+    RunWriter(out, {"env": "e"}).close()  # the refused writer did not keep the folder locked
+    assert refused.tb is not None  # (its frames, and the writer, are still alive here)
 
 
 def check_agreement(out: Path, store: SQLiteStore) -> int:

@@ -93,9 +93,13 @@ class RunWriter:
             self._hold()
         self.episodes_path = out / "episodes.jsonl"
         self.decisions_path = out / "decisions.jsonl"
-        self.run_id = self._check_run()
-        self.results = [EpisodeResult(**row) for row in self._read_episodes()]
-        self._drop_unfinished_decisions()
+        try:
+            self.run_id = self._check_run()
+            self.results = [EpisodeResult(**row) for row in self._read_episodes()]
+            self._drop_unfinished_decisions()
+        except BaseException:
+            self.close()  # a refused folder is not kept locked
+            raise
 
     def _hold(self) -> None:
         """Lock the folder for this writer (created if missing); refuses a folder in use."""
