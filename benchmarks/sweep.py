@@ -149,7 +149,8 @@ def main() -> None:
         jobs += variant_jobs
         prepared[raw] = (spec, expand_envs(spec.env, spec.game_seed), out)
     t0 = time.perf_counter()
-    for err in [] if args.summarise_only else run_jobs(jobs, execution):
+    errors = [] if args.summarise_only else run_jobs(jobs, execution)
+    for err in errors:
         log.error("failed: %s", err)
     results: dict[str, Any] = {"base": base, "variants": {}, "seconds": time.perf_counter() - t0}
     for raw, (spec, envs, out) in prepared.items():

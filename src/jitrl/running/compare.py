@@ -228,34 +228,31 @@ def _job_store(job: Job, writer: RunWriter) -> ExperienceStore:
 
 def run_job(job: Job) -> dict[str, Any]:
     """Play the job's missing episodes (runs in a worker). Returns its final scores."""
-    folder = Path(job.folder)
-    with RunWriter(folder, job.settings()) as writer:
+    with RunWriter(Path(job.folder), job.settings()) as writer:
         if writer.next_index < job.episodes:
-            store = _job_store(job, writer) if agent_spec(job.run.agent).keeps_memory else None
-            if store is not None:
-                writer.reconcile(store)
-            with open_player(job.run, threads=job.threads, store=store, out=folder) as player:
-                learn = job.run.episodes - writer.next_index
-                if learn > 0:
-                    run_episodes(
-                        player.env, player.agent, writer, episodes=learn, seed=job.run.seed
-                    )
-                test = job.episodes - writer.next_index
-                if test > 0:
-                    run_episodes(
-                        player.env,
-                        player.agent,
-                        writer,
-                        episodes=test,
-                        seed=job.run.seed,
-                        phase="test",
-                    )
+            _play_missing(job, writer)
     return {
         "slug": job.slug,
         "agent": job.run.agent,
         "seed": job.label,
         "scores": [r.score for r in writer.results],
     }
+
+
+def _play_missing(job: Job, writer: RunWriter) -> None:
+    """Play what the folder lacks: the rest of the learning episodes, then the test ones."""
+    store = _job_store(job, writer) if agent_spec(job.run.agent).keeps_memory else None
+    if store is not None:
+        writer.reconcile(store)
+    with open_player(job.run, threads=job.threads, store=store, out=writer.out) as player:
+        learn = job.run.episodes - writer.next_index
+        if learn > 0:
+            run_episodes(player.env, player.agent, writer, episodes=learn, seed=job.run.seed)
+        test = job.episodes - writer.next_index
+        if test > 0:
+            run_episodes(
+                player.env, player.agent, writer, episodes=test, seed=job.run.seed, phase="test"
+            )
 
 
 def run_jobs(

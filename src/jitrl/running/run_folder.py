@@ -204,10 +204,9 @@ class RunWriter:
 
     def start(self) -> None:
         """Create the folder and its ``run.json`` (before the first episode is played)."""
-        self._hold()
+        self._hold()  # creates the folder
         path = self.out / RUN_FILE
         if not path.exists():
-            self.out.mkdir(parents=True, exist_ok=True)
             atomic_write_text(
                 path, json.dumps({"id": self.run_id, "settings": self.settings}, indent=2)
             )
