@@ -141,6 +141,18 @@ def test_migrate_explain_and_report(tmp_path):
     assert decision["action"] in shown
     missing = jitrl("explain", "r", "--episode", "9", cwd=tmp_path, check=False)
     assert missing.returncode == 2 and "episode 9" in missing.stderr
+
+
+def test_diagnose_tells_who_predicted_outcomes(tmp_path):
+    args = ["run", "--model", "scripted", "--episodes", "3", "--max-steps", "4"]
+    jitrl(*args, "--memory", "a.sqlite", "--out", "r", cwd=tmp_path)
+    out = jitrl("diagnose", "r", "--window", "1", cwd=tmp_path).stdout
+    assert "ρ memory" in out and "model weight" in out
+    assert "0-0" in out and "2-2" in out
+    readings = ("Memory predicted", "The model predicted", "Neither", "Too few", "No model")
+    assert any(line.startswith(readings) for line in out.splitlines())
+    missing = jitrl("diagnose", "nowhere", cwd=tmp_path, check=False)
+    assert missing.returncode == 2 and "decisions.jsonl not found" in missing.stderr
     bad = jitrl("report", "nowhere", cwd=tmp_path, check=False)
     assert bad.returncode == 2 and "compare.json" in bad.stderr
 

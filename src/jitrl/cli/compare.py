@@ -1,4 +1,4 @@
-"""``jitrl compare``, ``jitrl report`` and ``jitrl explain``: experiments and their inspection."""
+"""``jitrl compare``, ``report``, ``explain`` and ``diagnose``: experiments and their inspection."""
 
 from __future__ import annotations
 
@@ -125,3 +125,38 @@ def explain(
     except (FileNotFoundError, LookupError, ValueError) as err:
         raise fail(str(err)) from err
     console.print(render(record))
+
+
+@app.command()
+def diagnose(
+    run_dir: Annotated[
+        Path, typer.Argument(help="run folder (with decisions.jsonl), e.g. runs/latest")
+    ],
+    window: Annotated[int, typer.Option(min=1, help="episodes per window")] = 10,
+) -> None:
+    """Who steered, the model or memory, and which predicted the outcomes? Per window."""
+    from jitrl.analysis.diagnosis import diagnose as judge
+    from jitrl.analysis.diagnosis import reading
+
+    try:
+        windows, later = judge(run_dir, window)
+    except (FileNotFoundError, ValueError) as err:
+        raise fail(str(err)) from err
+    table = Table(title=f"{run_dir}: realised advantage against each source (Spearman ρ)")
+    for col in ("episodes", "decisions", "model weight", "off model's top", "ρ memory", "ρ model"):
+        table.add_column(col, justify="left" if col == "episodes" else "right")
+    for w in windows:
+        table.add_row(
+            f"{w.first}-{w.last}",
+            str(w.decisions),
+            _maybe(w.model_weight, ".2f"),
+            _maybe(w.off_model, ".0%"),
+            _maybe(w.memory_rho, "+.2f"),
+            _maybe(w.model_rho, "+.2f"),
+        )
+    console.print(table)
+    console.print(reading(later))
+
+
+def _maybe(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
