@@ -2,7 +2,8 @@
 
 Each variant is a JSON object of settings by their flat names (the same names as the flags and
 the TOML keys: ``{"threshold": 0.4, "action_similarity": "exact"}``), applied on top of the
-base settings given as flags. Every variant plays the same environments and seeds, with
+base settings given as flags (``null`` sets a setting to none, e.g. ``{"unseen_floor": null}``).
+Every variant plays the same environments and seeds, with
 ``jitrl compare``'s jobs, run folders and resume; the summary gives, per environment and variant,
 the mean score of the first and last ``--window`` learning episodes and of the test episodes,
 each with a 95% confidence interval over seeds.
@@ -43,6 +44,19 @@ def _scores(folder: Path, phase: str) -> list[float]:
     if not path.exists():
         return []
     return [row["score"] for _, row in read_jsonl(path) if row.get("phase", "train") == phase]
+
+
+def variant_settings(raw: str) -> dict[str, Any]:
+    """The settings one variant names: a JSON object of flat names. ``null`` becomes the text
+    ``none`` (the settings' word for no value), since a ``None`` flag means "not given" and
+    would silently leave the default in place."""
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"error: variant {raw!r} is not JSON ({err.msg})") from None
+    if not isinstance(value, dict):
+        raise SystemExit(f"error: variant {raw!r} is not a JSON object of settings")
+    return {name: "none" if v is None else v for name, v in value.items()}
 
 
 def summarise(out: Path, spec: CompareSpec, envs: dict[str, str], window: int) -> dict[str, Any]:
@@ -145,7 +159,7 @@ def main() -> None:
     jobs, prepared = [], {}
     for number, raw in enumerate(args.variants):
         out = root / f"v{number}"
-        spec, _, variant_jobs = prepare({**base, **json.loads(raw)}, out, args.workers)
+        spec, _, variant_jobs = prepare({**base, **variant_settings(raw)}, out, args.workers)
         jobs += variant_jobs
         prepared[raw] = (spec, expand_envs(spec.env, spec.game_seed), out)
     t0 = time.perf_counter()

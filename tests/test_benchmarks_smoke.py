@@ -75,3 +75,25 @@ def test_sweep_plays_then_summarises_without_playing(tmp_path: Path) -> None:
         json.loads((tmp_path / "sweep-t" / "sweep.json").read_text())["variants"]
         == (result["variants"])
     )
+
+
+def test_a_sweep_variant_can_set_a_setting_to_none(tmp_path: Path) -> None:
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location("sweep_under_test", BENCH / "sweep.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        from bench_compare import prepare
+    finally:
+        sys.path.remove(str(BENCH))
+    settings = module.variant_settings('{"unseen_floor": null, "alpha": 2}')
+    assert settings == {"unseen_floor": "none", "alpha": 2}
+    base = {"env": "textworld:1", "agents": "jitrl", "model": "uniform", "episodes": 1}
+    built, _, _ = prepare({**base, **settings}, tmp_path / "v0", workers=1)
+    assert built.method.values.unseen_floor is None and built.method.values.alpha == 2
+    default, _, _ = prepare(base, tmp_path / "v1", workers=1)
+    assert default.method.values.unseen_floor == 0.0
+    for bad in ("[1]", "{oops"):
+        with pytest.raises(SystemExit, match="variant"):
+            module.variant_settings(bad)
