@@ -190,7 +190,7 @@ def reading(later: Window) -> str:
     if model >= PREDICTS and model > memory and (weight or 0.0) < LITTLE_SAY:
         return (
             f"The model predicted outcomes better than memory yet had little say ({shown}): "
-            "try a larger beta, or calibrate = false."
+            "try a larger beta, so that memory's advantages weigh less against the model."
         )
     if memory >= PREDICTS and memory >= model:
         return f"Memory predicted outcomes better than the model ({shown})."
