@@ -62,13 +62,21 @@ class Window:
 
 
 @dataclass(frozen=True)
-class _Row:
+class Judged:
+    """One decision taken with memory's estimates, beside what followed it."""
+
     episode: int
+    """Episode index of the decision."""
     realised: float
+    """Discounted rewards that followed the action, minus memory's ``V(s)``."""
     memory_a: float
+    """Memory's advantage of the action taken."""
     model_logp: float | None
+    """The model's log-probability of the action taken (``None``: flat logits)."""
     weight: float | None
+    """The model's weight at the decision (``None`` in records without it)."""
     off_model: bool | None
+    """The action was not the model's favourite (``None``: flat logits)."""
 
 
 def _gamma(run_dir: Path) -> float:
@@ -89,9 +97,9 @@ def _log_softmax_at(logits: Sequence[float], i: int) -> float | None:
     return logits[i] - top - math.log(sum(math.exp(z - top) for z in logits))
 
 
-def _episode_rows(records: Sequence[dict[str, Any]], gamma: float) -> list[_Row]:
+def _episode_rows(records: Sequence[dict[str, Any]], gamma: float) -> list[Judged]:
     """Rows of one episode's decisions (in step order) that had memory's estimates."""
-    rows: list[_Row] = []
+    rows: list[Judged] = []
     following = 0.0
     for rec in sorted(records, key=lambda r: r["step"], reverse=True):
         following = float(rec.get("reward") or 0.0) + gamma * following
@@ -103,11 +111,11 @@ def _episode_rows(records: Sequence[dict[str, Any]], gamma: float) -> list[_Row]
         logp = _log_softmax_at(logits, i)
         off = None if logp is None else logits[i] < max(logits)
         weight = rec.get("prior_weight")
-        rows.append(_Row(rec["episode"], following - v, adv[i], logp, weight, off))
+        rows.append(Judged(rec["episode"], following - v, adv[i], logp, weight, off))
     return rows[::-1]
 
 
-def load_rows(run_dir: Path) -> list[_Row]:
+def load_rows(run_dir: Path) -> list[Judged]:
     """Every decision of ``run_dir`` that had memory's estimates, with its realised advantage.
 
     Raises:
@@ -142,7 +150,7 @@ def _mean(values: Iterable[float]) -> float | None:
     return sum(items) / len(items) if items else None
 
 
-def summarise(rows: Sequence[_Row], first: int, last: int) -> Window:
+def summarise(rows: Sequence[Judged], first: int, last: int) -> Window:
     """One :class:`Window` over ``rows`` (already restricted to its episodes)."""
     realised = [r.realised for r in rows]
     with_model = [r for r in rows if r.model_logp is not None]
