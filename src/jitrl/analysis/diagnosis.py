@@ -20,17 +20,22 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scipy.special import log_softmax
 from scipy.stats import spearmanr
 
+from jitrl.analysis.explain import DECISIONS
 from jitrl.fileio import read_jsonl
 from jitrl.method.config import ReturnConfig
+from jitrl.method.returns import discounted_returns
+from jitrl.running.run_folder import RUN_FILE
 
-DECISIONS = "decisions.jsonl"
 MIN_PAIRS = 10
 """Decisions a window needs before a correlation is reported."""
 FLAT = 1e-9
@@ -81,7 +86,7 @@ class Judged:
 
 def _gamma(run_dir: Path) -> float:
     """The run's discount (``run.json``), or the default when the file does not say."""
-    path = run_dir / "run.json"
+    path = run_dir / RUN_FILE
     try:
         settings = json.loads(path.read_text(encoding="utf-8")).get("settings", {})
         return float(settings["method"]["returns"]["gamma"])
@@ -91,18 +96,17 @@ def _gamma(run_dir: Path) -> float:
 
 def _log_softmax_at(logits: Sequence[float], i: int) -> float | None:
     """``log softmax(logits)[i]``, or ``None`` when the logits are flat."""
-    top = max(logits)
-    if top - min(logits) < FLAT:
+    if max(logits) - min(logits) < FLAT:
         return None
-    return logits[i] - top - math.log(sum(math.exp(z - top) for z in logits))
+    return float(log_softmax(logits)[i])
 
 
 def _episode_rows(records: Sequence[dict[str, Any]], gamma: float) -> list[Judged]:
     """Rows of one episode's decisions (in step order) that had memory's estimates."""
+    records = sorted(records, key=lambda r: r["step"])
+    following = discounted_returns([float(r.get("reward") or 0.0) for r in records], gamma)
     rows: list[Judged] = []
-    following = 0.0
-    for rec in sorted(records, key=lambda r: r["step"], reverse=True):
-        following = float(rec.get("reward") or 0.0) + gamma * following
+    for rec, ret in zip(records, following, strict=True):
         cands, action = rec.get("candidates") or [], rec.get("action")
         adv, logits, v = rec.get("advantages"), rec.get("base_logits") or [], rec.get("v")
         if v is None or adv is None or action not in cands or len(logits) != len(cands):
@@ -110,9 +114,8 @@ def _episode_rows(records: Sequence[dict[str, Any]], gamma: float) -> list[Judge
         i = cands.index(action)
         logp = _log_softmax_at(logits, i)
         off = None if logp is None else logits[i] < max(logits)
-        weight = rec.get("prior_weight")
-        rows.append(Judged(rec["episode"], following - v, adv[i], logp, weight, off))
-    return rows[::-1]
+        rows.append(Judged(rec["episode"], ret - v, adv[i], logp, rec.get("prior_weight"), off))
+    return rows
 
 
 def load_rows(run_dir: Path) -> list[Judged]:
@@ -128,9 +131,9 @@ def load_rows(run_dir: Path) -> list[Judged]:
         raise FileNotFoundError(f"{path} not found: {hint}")
     episodes: dict[int, list[dict[str, Any]]] = {}
     for n, rec in read_jsonl(path):
-        if not isinstance(rec, dict) or type(rec.get("episode")) is not int:
-            raise ValueError(f"{path}:{n}: not a decision record")
-        if type(rec.get("step")) is not int:
+        if not isinstance(rec, dict) or not all(
+            type(rec.get(field)) is int for field in ("episode", "step")
+        ):
             raise ValueError(f"{path}:{n}: not a decision record")
         episodes.setdefault(rec["episode"], []).append(rec)
     gamma = _gamma(Path(run_dir))
@@ -147,7 +150,7 @@ def _rho(xs: Sequence[float], ys: Sequence[float]) -> float | None:
 
 def _mean(values: Iterable[float]) -> float | None:
     items = list(values)
-    return sum(items) / len(items) if items else None
+    return statistics.fmean(items) if items else None
 
 
 def summarise(rows: Sequence[Judged], first: int, last: int) -> Window:
@@ -176,8 +179,11 @@ def diagnose(run_dir: Path, window: int = 10) -> tuple[list[Window], Window]:
         raise ValueError(f"window must be at least 1, got {window}")
     rows = load_rows(run_dir)
     last_episode = max((r.episode for r in rows), default=-1)
+    by_window: defaultdict[int, list[Judged]] = defaultdict(list)
+    for row in rows:
+        by_window[row.episode // window].append(row)
     windows = [
-        summarise([r for r in rows if lo <= r.episode < lo + window], lo, lo + window - 1)
+        summarise(by_window[lo // window], lo, lo + window - 1)
         for lo in range(0, last_episode + 1, window)
     ]
     later = summarise([r for r in rows if r.episode >= window], window, last_episode)
