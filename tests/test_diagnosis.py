@@ -143,3 +143,20 @@ def test_windows_cover_every_judged_decision_once(tmp_path_factory, steps, windo
     for w in windows:
         for rho in (w.memory_rho, w.model_rho):
             assert rho is None or -1.0 <= rho <= 1.0
+
+
+def test_a_habit_shows_as_the_commonest_kind_and_its_share(tmp_path):
+    """Seven of ten decisions of the second window go north: ``go`` 70 %; the first window
+    takes the lamp every time."""
+    records = [
+        _record(0, step, "take lamp", 0.0, advantage=0.1, logits=[0.0, -1.0, -2.0])
+        for step in range(10)
+    ]
+    actions = ["go north"] * 7 + ["take lamp"] * 3
+    records += [
+        _record(1, step, a, 0.0, advantage=0.1, logits=[0.0, -1.0, -2.0])
+        for step, a in enumerate(actions)
+    ]
+    windows, later = diagnose(_write(tmp_path, records), window=1)
+    assert [(w.top_kind, w.top_share) for w in windows] == [("take", 1.0), ("go", 0.7)]
+    assert (later.top_kind, later.top_share) == ("go", 0.7)

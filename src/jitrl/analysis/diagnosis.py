@@ -7,6 +7,8 @@ values of states cancel). Per window of episodes we report:
 
 - the model's mean weight (``λ``, the calibration's trust, :mod:`jitrl.method.calibration`);
 - how often the action taken was not the model's favourite (memory, exploration or ties moved it);
+- the commonest kind of action taken (its first word) and its share, which shows a habit: an
+  agent that spends most of its steps on ``examine`` or on opening and closing doors;
 - Spearman's ρ between the realised advantage and memory's ``A(s, a)`` of the action taken, and
   between it and the model's log-probability of that action.
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,7 @@ from jitrl.analysis.explain import DECISIONS
 from jitrl.fileio import read_jsonl
 from jitrl.method.config import ReturnConfig
 from jitrl.method.returns import discounted_returns
+from jitrl.method.similarity import action_kind
 from jitrl.running.run_folder import RUN_FILE
 
 MIN_PAIRS = 10
@@ -64,6 +67,10 @@ class Window:
     """Spearman ρ of the realised advantage and memory's ``A`` of the action taken."""
     model_rho: float | None
     """Spearman ρ of the realised advantage and the model's log-probability of it."""
+    top_kind: str | None = None
+    """The commonest kind of action taken (its first word; ``None``: no decisions)."""
+    top_share: float | None = None
+    """The share of the decisions that took ``top_kind``."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,9 @@ class Judged:
     """The model's weight at the decision (``None`` in records without it)."""
     off_model: bool | None
     """The action was not the model's favourite (``None``: flat logits)."""
+    kind: str = ""
+    """The kind of the action taken: its first word
+    (:func:`~jitrl.method.similarity.action_kind`)."""
 
 
 def _gamma(run_dir: Path) -> float:
@@ -114,7 +124,8 @@ def _episode_rows(records: Sequence[dict[str, Any]], gamma: float) -> list[Judge
         i = cands.index(action)
         logp = _log_softmax_at(logits, i)
         off = None if logp is None else logits[i] < max(logits)
-        rows.append(Judged(rec["episode"], ret - v, adv[i], logp, rec.get("prior_weight"), off))
+        weight = rec.get("prior_weight")
+        rows.append(Judged(rec["episode"], ret - v, adv[i], logp, weight, off, action_kind(action)))
     return rows
 
 
@@ -157,6 +168,7 @@ def summarise(rows: Sequence[Judged], first: int, last: int) -> Window:
     """One :class:`Window` over ``rows`` (already restricted to its episodes)."""
     realised = [r.realised for r in rows]
     with_model = [r for r in rows if r.model_logp is not None]
+    top = Counter(r.kind for r in rows).most_common(1)
     return Window(
         first=first,
         last=last,
@@ -165,6 +177,8 @@ def summarise(rows: Sequence[Judged], first: int, last: int) -> Window:
         off_model=_mean(float(bool(r.off_model)) for r in with_model),
         memory_rho=_rho(realised, [r.memory_a for r in rows]),
         model_rho=_rho([r.realised for r in with_model], [r.model_logp or 0.0 for r in with_model]),
+        top_kind=top[0][0] if top else None,
+        top_share=top[0][1] / len(rows) if top else None,
     )
 
 

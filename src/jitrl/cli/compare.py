@@ -143,8 +143,11 @@ def diagnose(
     except (FileNotFoundError, ValueError) as err:
         raise fail(str(err)) from err
     table = Table(title=f"{run_dir}: realised advantage against each source (Spearman ρ)")
-    for col in ("episodes", "decisions", "model weight", "off model's top", "ρ memory", "ρ model"):
-        table.add_column(col, justify="left" if col == "episodes" else "right")
+    columns = ("decisions", "model weight", "off model's top", "ρ memory", "ρ model")
+    table.add_column("episodes")
+    for col in columns:
+        table.add_column(col, justify="right")
+    table.add_column("commonest kind")
     for w in windows:
         table.add_row(
             f"{w.first}-{w.last}",
@@ -153,6 +156,7 @@ def diagnose(
             _maybe(w.off_model, ".0%"),
             _maybe(w.memory_rho, "+.2f"),
             _maybe(w.model_rho, "+.2f"),
+            "-" if w.top_kind is None else f"{w.top_kind} {w.top_share or 0.0:.0%}",
         )
     console.print(table)
     console.print(reading(later))
