@@ -86,7 +86,7 @@ def _ci(values: list[float]) -> dict[str, Any] | None:
     if not values:
         return None
     iv = mean_ci(values)
-    return {"mean": iv.mean, "low": iv.low, "high": iv.high, "n": iv.n}
+    return {"mean": iv.mean, "low": iv.low, "high": iv.high, "n": iv.n, "seeds": values}
 
 
 def _cell(iv: dict[str, Any] | None) -> str:
@@ -102,17 +102,28 @@ def _shown(folder: Path) -> str:
     return str(folder.relative_to(REPO)) if folder.is_relative_to(REPO) else str(folder)
 
 
+def per_seed(row: dict[str, Any]) -> str:
+    """Each finished seed's ``first → last / test`` (``/ test`` left out without test
+    episodes), in seed order; older summaries without the seeds' values give ``—``."""
+    firsts, lasts = (row[k]["seeds"] if row[k] else [] for k in ("first", "last"))
+    tests = row["test"]["seeds"] if row["test"] else []
+    if not firsts or len(lasts) != len(firsts):
+        return "—"
+    test = [f" / {t:.2f}" for t in tests] if len(tests) == len(firsts) else [""] * len(firsts)
+    return "; ".join(f"{a:.2f} → {b:.2f}{t}" for a, b, t in zip(firsts, lasts, test, strict=True))
+
+
 def markdown(results: dict[str, Any]) -> str:
     """One table: rows are (environment, variant, agent)."""
     lines = [
-        "| env | variant | agent | first window | last window | test |",
-        "|---|---|---|---|---|---|",
+        "| env | variant | agent | first window | last window | test | per seed |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, variant in results["variants"].items():
         for slug, agents in variant["table"].items():
             for agent, row in agents.items():
                 cells = " | ".join(_cell(row[k]) for k in ("first", "last", "test"))
-                lines.append(f"| {slug} | {name} | {agent} | {cells} |")
+                lines.append(f"| {slug} | {name} | {agent} | {cells} | {per_seed(row)} |")
     return "\n".join(lines) + "\n"
 
 

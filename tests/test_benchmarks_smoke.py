@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,13 +78,23 @@ def test_sweep_plays_then_summarises_without_playing(tmp_path: Path) -> None:
     )
 
 
-def test_a_sweep_variant_can_set_a_setting_to_none(tmp_path: Path) -> None:
+def _sweep_module() -> Any:
+    """``benchmarks/sweep.py`` imported as a module (its folder on the path meanwhile)."""
     sys.path.insert(0, str(BENCH))
     try:
         spec = importlib.util.spec_from_file_location("sweep_under_test", BENCH / "sweep.py")
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCH))
+    return module
+
+
+def test_a_sweep_variant_can_set_a_setting_to_none(tmp_path: Path) -> None:
+    module = _sweep_module()
+    sys.path.insert(0, str(BENCH))
+    try:
         from bench_compare import prepare
     finally:
         sys.path.remove(str(BENCH))
@@ -97,3 +108,18 @@ def test_a_sweep_variant_can_set_a_setting_to_none(tmp_path: Path) -> None:
     for bad in ("[1]", "{oops"):
         with pytest.raises(SystemExit, match="variant"):
             module.variant_settings(bad)
+
+
+def test_a_sweep_summary_shows_every_seed() -> None:
+    module = _sweep_module()
+    first, last, test = (module._ci(v) for v in ([0.1, 0.2], [0.5, 0.25], [0.4, 0.3]))
+    row = {"first": first, "last": last, "test": test}
+    assert module.per_seed(row) == "0.10 → 0.50 / 0.40; 0.20 → 0.25 / 0.30"
+    assert module.per_seed({**row, "test": None}) == "0.10 → 0.50; 0.20 → 0.25"
+    assert module.per_seed({"first": None, "last": None, "test": None}) == "—"
+    table = {"variants": {"{}": {"table": {"coin": {"jitrl": row}}}}}
+    assert (
+        module.markdown(table)
+        .splitlines()[-1]
+        .endswith("| 0.10 → 0.50 / 0.40; 0.20 → 0.25 / 0.30 |")
+    )
