@@ -22,6 +22,7 @@ Selection = Literal["greedy", "sample"]
 BetaUnit = Literal["points", "reward"]
 IndexKind = Literal["auto", "exact", "lsh", "vector"]
 EmbeddingKind = Literal["hashing", "minilm"]
+CalibrationTarget = Literal["evidence", "estimates"]
 
 
 def _check(condition: bool, message: str) -> None:
@@ -227,10 +228,8 @@ class ValueConfig:
         _check(self.alpha >= 0.0, "alpha must be >= 0")
         _check(self.seen_bonus >= 0.0, "seen_bonus must be >= 0")
         _check(self.scale in ("none", "max_abs"), f"unknown advantage scale {self.scale}")
-        kinds = ("exact", "words")
-        _check(
-            self.action_similarity in kinds, f"unknown action similarity {self.action_similarity}"
-        )
+        similarity = self.action_similarity
+        _check(similarity in ("exact", "words"), f"unknown action similarity {similarity}")
         _check(0.0 < self.action_threshold <= 1.0, "action_threshold must be in (0, 1]")
         _check(self.loop_penalty >= 0.0, "loop_penalty must be >= 0")
         _check(self.action_prior >= 0.0, "action_prior must be >= 0")
@@ -279,19 +278,25 @@ class PolicyConfig:
     evidence the model keeps its weight."""
     calibration_window: int = 500
     """Most recent decisions with evidence a task's fit uses."""
+    calibration_target: CalibrationTarget = "estimates"
+    """What the model is judged against. ``estimates``: the values the correction uses;
+    ``evidence``: the candidates' values from the neighbours' returns alone, without the
+    optimism of the little-tried or the penalty of this episode's loops, which count against
+    the actions the model favours and so repeats (:mod:`jitrl.method.calibration`)."""
 
     def __post_init__(self) -> None:
         _check(self.beta > 0.0 and math.isfinite(self.beta), "beta must be positive and finite")
         _check(self.selection in ("greedy", "sample"), f"unknown selection {self.selection}")
         _check(self.beta_unit in ("points", "reward"), f"unknown beta_unit {self.beta_unit}")
-        _check(
-            self.temperature > 0.0 and math.isfinite(self.temperature), "temperature must be > 0"
-        )
+        temperature = self.temperature
+        _check(temperature > 0.0 and math.isfinite(temperature), "temperature must be > 0")
         _check(self.tie_break in ("first", "random"), f"unknown tie_break {self.tie_break}")
         corrections = ("advantages", "exploration", "none")
         _check(self.correction in corrections, f"unknown correction {self.correction}")
         _check(self.calibration_prior >= 0.0, "calibration_prior must be >= 0")
         _check(self.calibration_window >= 1, "calibration_window must be >= 1")
+        target = self.calibration_target
+        _check(target in ("evidence", "estimates"), f"unknown calibration_target {target}")
 
 
 @dataclass(frozen=True)
@@ -337,18 +342,16 @@ class ReflectionConfig:
 
     def __post_init__(self) -> None:
         _check(math.isfinite(self.weight), "weight must be finite")
-        if not 0.0 <= self.weight <= 1.0:
-            raise ValueError(f"weight must be in [0, 1], got {self.weight}")
-        if not (self.reward_scale > 0.0 and math.isfinite(self.reward_scale)):
-            raise ValueError("reward_scale must be positive and finite")
-        if not (math.isfinite(self.score_min) and math.isfinite(self.score_max)):
-            raise ValueError("score_min and score_max must be finite")
-        if self.score_min >= self.score_max:
-            raise ValueError("score_min must be < score_max")
-        if min(self.max_chunk_steps, self.max_tokens, self.max_step_chars) < 1:
-            raise ValueError("max_chunk_steps, max_tokens and max_step_chars must be >= 1")
-        if self.max_chunk_chars < self.max_step_chars:
-            raise ValueError("max_chunk_chars must be >= max_step_chars")
+        _check(0.0 <= self.weight <= 1.0, f"weight must be in [0, 1], got {self.weight}")
+        scale = self.reward_scale
+        _check(scale > 0.0 and math.isfinite(scale), "reward_scale must be positive and finite")
+        low, high = self.score_min, self.score_max
+        _check(math.isfinite(low) and math.isfinite(high), "score_min and score_max must be finite")
+        _check(low < high, "score_min must be < score_max")
+        smallest = min(self.max_chunk_steps, self.max_tokens, self.max_step_chars)
+        _check(smallest >= 1, "max_chunk_steps, max_tokens and max_step_chars must be >= 1")
+        chunk, step = self.max_chunk_chars, self.max_step_chars
+        _check(chunk >= step, "max_chunk_chars must be >= max_step_chars")
 
 
 @dataclass(frozen=True)
