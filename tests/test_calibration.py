@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jitrl.method.calibration import (
-    REFIT_EVERY,
-    PriorCalibration,
-    Sample,
-    evidence_values,
-    fit_weight,
-    sample_of,
-)
-from jitrl.method.config import JitRLConfig, PolicyConfig, ValueConfig
+from jitrl.method.calibration import REFIT_EVERY, PriorCalibration, Sample, fit_weight, sample_of
+from jitrl.method.config import PolicyConfig
 from jitrl.method.learner import JitRL
 from jitrl.method.policy import corrected_logits
-from jitrl.method.types import Experience, Neighbour, State
-from jitrl.method.values import estimate
 
 
 def _samples(correlation: float, n: int = 300, width: int = 5, seed: int = 0) -> list[Sample]:
@@ -116,35 +105,3 @@ def test_trust_keeps_falling_after_the_window_is_full() -> None:
     weights = [calibration.observe("task", s) for s in _samples(-1.0, n=REFIT_EVERY * 50)]
     assert weights[-1] < 0.5 * prior / (window + prior)
     assert weights[-1] < weights[window + REFIT_EVERY]  # evidence beyond the window counts
-
-
-def test_evidence_values_are_the_returns_without_optimism_or_loops() -> None:
-    neighbours = [Neighbour(Experience(State("s"), a, g, "e", 0), 1.0) for a, g in
-                  [("wait", 0.5), ("wait", 0.5), ("go", 0.0)]]  # fmt: skip
-    cands, looped = ["wait", "go", "jump"], {"wait": 2.0}
-    values = ValueConfig(kind_prior=0.0)
-    used = estimate(neighbours, cands, values, looped)
-    judged = estimate(neighbours, cands, evidence_values(values), looped)
-    assert used.q[0] == pytest.approx(0.5 - 2.0) and judged.q[0] == pytest.approx(0.5)
-    assert used.q[2] > 1.0  # untried: the optimism of the correction
-    assert judged.q[2] == pytest.approx(judged.v)  # untried: no better than the state
-    assert judged.counts == used.counts
-
-
-def _weight_after_loops(store: object, target: str) -> float:
-    """The model prefers ``wait``, which paid 0.5 against ``go``'s 0 in this episode, but
-    ``wait`` has looped three times here: judged with the loop penalty the model looks wrong."""
-    policy = PolicyConfig(calibration_prior=0.0, calibration_target=target)  # type: ignore[arg-type]
-    config = replace(JitRLConfig(), policy=policy, values=ValueConfig(kind_prior=0.0))
-    jit = JitRL(store, config)  # type: ignore[arg-type]
-    working = [Experience(State("s"), a, g, "e", t, "t") for t, (a, g) in
-               enumerate([("wait", 0.5), ("go", 0.0)] * 3)]  # fmt: skip
-    for _ in range(2 * REFIT_EVERY):
-        jit.decide("s", ["wait", "go"], [0.0, -6.0], working=working, task_id="t",
-                   looped={"wait": 3})  # fmt: skip
-    return jit.calibration.weight("t")
-
-
-def test_judged_on_evidence_a_model_is_not_blamed_for_its_loops(list_store) -> None:
-    assert _weight_after_loops(list_store, "estimates") == pytest.approx(0.0, abs=1e-3)
-    assert _weight_after_loops(list_store, "evidence") > 0.2

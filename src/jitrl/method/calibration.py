@@ -15,8 +15,6 @@ ignores the model and lets memory and exploration decide.
 more of the candidates gives memory's preference among them, ``q(a) ∝ exp(Q(a) / beta)`` over
 those candidates; ``lambda`` minimises the cross-entropy ``-sum_a q(a) log softmax(lambda z)(a)``
 summed over the task's recent decisions, a convex problem in one variable, solved on ``[0, 1]``.
-``Q`` is either the values the correction uses or, with ``calibration_target="evidence"``, the
-neighbours' returns alone (:func:`evidence_values`).
 The fit is shrunk towards 1 by ``calibration_prior`` pseudo-decisions against every decision
 with evidence the task has seen (the fit itself uses the last ``calibration_window``), so a
 model keeps its weight until memory has evidence against it, and loses it entirely as evidence
@@ -29,13 +27,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp, softmax
 
-from jitrl.method.config import PolicyConfig, ValueConfig
+from jitrl.method.config import PolicyConfig
 
 REFIT_EVERY = 10
 """Evidence is pooled and the weight refitted every this many decisions (a fit over a full
@@ -61,18 +59,6 @@ def sample_of(logits: Sequence[float], q: Sequence[float], counts: Sequence[int]
     if len(seen) < MIN_SEEN:
         return None
     return Sample(tuple(float(logits[i]) for i in seen), tuple(float(q[i]) for i in seen))
-
-
-def evidence_values(values: ValueConfig) -> ValueConfig:
-    """The value settings of ``calibration_target="evidence"``: the neighbours' returns alone.
-
-    No optimism for actions little or never tried (``alpha = 0``, no floor, no UCB bonus: an
-    untried action backs off to ``V``) and no penalty for this episode's loops. Both would
-    judge the model against exploration rather than against what memory knows: the actions the
-    model favours are the ones tried most and repeated, so they lose the optimism and pay for
-    the loops, and a fit against them takes the model's say away whatever its worth.
-    """
-    return replace(values, alpha=0.0, unseen_floor=None, seen_bonus=0.0, loop_penalty=0.0)
 
 
 def fit_weight(samples: Sequence[Sample], beta: float) -> float:

@@ -28,7 +28,7 @@ import numpy as np
 from jitrl.llm.base import LanguageModel, Prompt, ScoreResult
 from jitrl.memory import open_store
 from jitrl.memory.base import ExperienceStore
-from jitrl.method.calibration import PriorCalibration, evidence_values, sample_of
+from jitrl.method.calibration import PriorCalibration, sample_of
 from jitrl.method.config import JitRLConfig, ScopeConfig
 from jitrl.method.episode import Episode, PromptBuilder, Validator, as_state
 from jitrl.method.policy import corrected_logits, select
@@ -283,8 +283,8 @@ class JitRL:
         beta = self.beta(task)
         z = corrected_logits(base, adv, beta, prior_weight=weight)
         idx, probs = select(z, self.config.policy, self.rng)
-        if view.estimates is not None and self.config.policy.calibrate:
-            est = self._judged_against(view, task)
+        if view.estimates is not None:
+            est = view.estimates
             per_unit = self.config.policy.beta / beta  # Q in the unit beta is measured in
             q = tuple(x * per_unit for x in est.q)
             self.calibration.observe(task, sample_of(base, q, est.counts))
@@ -328,15 +328,6 @@ class JitRL:
                 est = estimate(neighbours, everything, values, looped, offsets)
         proposed = [a for a in extra if a in set(everything)]
         return _View(neighbours, everything, proposed, est, given)
-
-    def _judged_against(self, view: _View, task_id: str) -> Estimates:
-        """Memory's values the calibration judges the model by (``calibration_target``)."""
-        assert view.estimates is not None
-        if self.config.policy.calibration_target == "estimates" or not view.neighbours:
-            return view.estimates
-        values = evidence_values(self.config.values)
-        offsets = self.index.kinds.offsets(task_id) if values.kind_prior > 0.0 else None
-        return estimate(view.neighbours, view.candidates, values, None, offsets)
 
     def _advantages(self, view: _View, looped: Mapping[str, float]) -> tuple[float, ...]:
         """What memory adds to the logits (``PolicyConfig.correction``): the advantages, only
