@@ -22,7 +22,6 @@ Selection = Literal["greedy", "sample"]
 BetaUnit = Literal["points", "reward"]
 IndexKind = Literal["auto", "exact", "lsh", "vector"]
 EmbeddingKind = Literal["hashing", "minilm"]
-CalibrationTarget = Literal["evidence", "estimates"]
 
 
 def _check(condition: bool, message: str) -> None:
@@ -278,11 +277,6 @@ class PolicyConfig:
     evidence the model keeps its weight."""
     calibration_window: int = 500
     """Most recent decisions with evidence a task's fit uses."""
-    calibration_target: CalibrationTarget = "estimates"
-    """What the model is judged against. ``estimates``: the values the correction uses;
-    ``evidence``: the candidates' values from the neighbours' returns alone, without the
-    optimism of the little-tried or the penalty of this episode's loops, which count against
-    the actions the model favours and so repeats (:mod:`jitrl.method.calibration`)."""
 
     def __post_init__(self) -> None:
         _check(self.beta > 0.0 and math.isfinite(self.beta), "beta must be positive and finite")
@@ -295,8 +289,6 @@ class PolicyConfig:
         _check(self.correction in corrections, f"unknown correction {self.correction}")
         _check(self.calibration_prior >= 0.0, "calibration_prior must be >= 0")
         _check(self.calibration_window >= 1, "calibration_window must be >= 1")
-        target = self.calibration_target
-        _check(target in ("evidence", "estimates"), f"unknown calibration_target {target}")
 
 
 @dataclass(frozen=True)
