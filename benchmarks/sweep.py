@@ -34,6 +34,7 @@ from jitrl.fileio import atomic_write_text, read_jsonl
 from jitrl.running.compare import run_jobs
 from jitrl.running.executors import ExecutionConfig
 from jitrl.running.spec import CompareSpec
+from jitrl.settings import SettingsError
 
 log = logging.getLogger("sweep")
 REPO = Path(__file__).resolve().parents[1]
@@ -170,7 +171,10 @@ def main() -> None:
     jobs, prepared = [], {}
     for number, raw in enumerate(args.variants):
         out = root / f"v{number}"
-        spec, _, variant_jobs = prepare({**base, **variant_settings(raw)}, out, args.workers)
+        try:
+            spec, _, variant_jobs = prepare({**base, **variant_settings(raw)}, out, args.workers)
+        except SettingsError as err:
+            raise SystemExit(f"error: variant {raw}: {err}") from None
         jobs += variant_jobs
         prepared[raw] = (spec, expand_envs(spec.env, spec.game_seed), out)
     t0 = time.perf_counter()

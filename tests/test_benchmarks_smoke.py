@@ -123,3 +123,12 @@ def test_a_sweep_summary_shows_every_seed() -> None:
         .splitlines()[-1]
         .endswith("| 0.10 → 0.50 / 0.40; 0.20 → 0.25 / 0.30 |")
     )
+
+
+def test_a_sweep_variant_naming_no_setting_is_one_line(tmp_path: Path) -> None:
+    command = [sys.executable, str(BENCH / "sweep.py"), "--env", "textworld:1", "--episodes", "1",
+               "--seeds", "1", "--out", str(tmp_path), '{"calibraton_prior": 2}']  # fmt: skip
+    result = subprocess.run(command, cwd=BENCH, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "unknown setting 'calibraton_prior'" in result.stderr
+    assert "did you mean 'calibration_prior'" in result.stderr

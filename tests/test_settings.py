@@ -92,6 +92,12 @@ def test_unknown_file_keys_and_bad_files(tmp_path: Path) -> None:
         resolve([RunSpec], config_file=tmp_path / "none.toml", environ={})
 
 
+def test_an_unknown_flag_name_is_one_clear_error() -> None:
+    # library and benchmark callers pass flat names; a typo must not surface as a KeyError
+    with pytest.raises(SettingsError, match=r"unknown setting 'bta'.*did you mean 'beta'"):
+        resolve([RunSpec], flags={"bta": 0.3}, environ={})
+
+
 def test_variables_that_are_not_settings_are_ignored() -> None:
     env = {"JITRL_JERICHO_DIR": "/games", "JITRL_CACHE": "/tmp/x", "JITRL_BETA": "0.4"}
     assert resolve([RunSpec], environ=env)[RunSpec].method.policy.beta == 0.4

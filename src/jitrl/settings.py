@@ -288,7 +288,8 @@ def resolve(
         environ: the environment (default: ``os.environ``).
 
     Raises:
-        SettingsError: an unknown key in the file, a malformed value, or an invalid setting.
+        SettingsError: an unknown key in the file or flag, a malformed value, or an invalid
+            setting.
     """
     env = os.environ if environ is None else environ
     table = setting_names(roots)
@@ -309,6 +310,8 @@ def resolve(
     for name, value in (flags or {}).items():
         if value is None:
             continue
+        if name not in table:
+            raise SettingsError(f"unknown setting {name!r}{_did_you_mean(name, table)}")
         setting = table[name][1]
         values[name] = _from_text(setting, value, setting.flag) if isinstance(value, str) else value
         sources[name] = setting.flag
