@@ -106,8 +106,9 @@ def _shown(folder: Path) -> str:
 def per_seed(row: dict[str, Any]) -> str:
     """Each finished seed's ``first → last / test`` (``/ test`` left out without test
     episodes), in seed order; older summaries without the seeds' values give ``—``."""
-    firsts, lasts = (row[k]["seeds"] if row[k] else [] for k in ("first", "last"))
-    tests = row["test"]["seeds"] if row["test"] else []
+    firsts, lasts, tests = (
+        row[k].get("seeds", []) if row[k] else [] for k in ("first", "last", "test")
+    )
     if not firsts or len(lasts) != len(firsts):
         return "—"
     test = [f" / {t:.2f}" for t in tests] if len(tests) == len(firsts) else [""] * len(firsts)

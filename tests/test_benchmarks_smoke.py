@@ -117,6 +117,8 @@ def test_a_sweep_summary_shows_every_seed() -> None:
     assert module.per_seed(row) == "0.10 → 0.50 / 0.40; 0.20 → 0.25 / 0.30"
     assert module.per_seed({**row, "test": None}) == "0.10 → 0.50; 0.20 → 0.25"
     assert module.per_seed({"first": None, "last": None, "test": None}) == "—"
+    older = {k: {n: v for n, v in iv.items() if n != "seeds"} for k, iv in row.items()}
+    assert module.per_seed(older) == "—"  # a summary written before the seeds were kept
     table = {"variants": {"{}": {"table": {"coin": {"jitrl": row}}}}}
     assert (
         module.markdown(table)
