@@ -93,11 +93,7 @@ def _sweep_module() -> Any:
 
 def test_a_sweep_variant_can_set_a_setting_to_none(tmp_path: Path) -> None:
     module = _sweep_module()
-    sys.path.insert(0, str(BENCH))
-    try:
-        from bench_compare import prepare
-    finally:
-        sys.path.remove(str(BENCH))
+    prepare = module.prepare  # bench_compare's, as sweep.py imported it
     settings = module.variant_settings('{"unseen_floor": null, "alpha": 2}')
     assert settings == {"unseen_floor": "none", "alpha": 2}
     base = {"env": "textworld:1", "agents": "jitrl", "model": "uniform", "episodes": 1}
