@@ -20,6 +20,7 @@ Correction = Literal["advantages", "exploration", "none"]
 AdvantageScale = Literal["none", "max_abs"]
 Selection = Literal["greedy", "sample"]
 BetaUnit = Literal["points", "reward"]
+Pace = Literal["calibrated", "bandit"]
 IndexKind = Literal["auto", "exact", "lsh", "vector"]
 EmbeddingKind = Literal["hashing", "minilm"]
 
@@ -53,11 +54,10 @@ class ReturnConfig:
     credited less with the luck of the steps after it, so what an action itself did (a reward,
     a revisit) stands out from a long random walk that followed it."""
     reward_unit: float | None = None
-    """What one reward unit is, so that the penalties mean the same on every environment:
-    ``None`` measures it per task as the mean size of the non-zero rewards seen so far (1 until
-    the first one), so a penalty of 1 costs as much as a typical reward whether rewards are
-    points of a score (Jericho: 5 to 10) or shares of a task (TextWorldExpress: 0.1 to 1); a
-    number fixes it (1: penalties in the environment's own reward units)."""
+    """What one reward unit is, so the penalties mean the same everywhere: ``None`` measures it
+    per task as the mean size of the non-zero rewards seen so far (1 until the first one), so a
+    penalty of 1 costs a typical reward whether rewards are points of a score (Jericho: 5 to 10)
+    or shares of a task (TextWorldExpress: 0.1 to 1); a number fixes it (1: the env's units)."""
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}")
@@ -114,11 +114,9 @@ class RetrievalConfig:
     replaces the exact scan (``benchmarks/retrieval.py`` measured the exact scan at about
     0.5 s per query at 100k records, the vector index at about 10 ms)."""
     lsh_threshold: float = 0.3
-    """Jaccard similarity at which MinHash LSH finds a state with probability about 1/2; the
-    band/row split is datasketch's optimum for it. Keep it at or below ``threshold`` so that
-    neighbours are found with high probability (0.3 with 128 permutations and 512 candidates
-    was chosen on tuning queries in ``benchmarks/retrieval.py`` for the top 50 at threshold
-    0.3)."""
+    """Jaccard similarity at which MinHash LSH finds a state with probability about 1/2 (the
+    band/row split is datasketch's optimum for it); at or below ``threshold``, so neighbours are
+    found (chosen with ``benchmarks/retrieval.py`` for the top 50 at threshold 0.3)."""
     lsh_num_perm: int = 128
     """MinHash permutations per state: more gives sharper LSH recall, more memory and time."""
     lsh_max_candidates: int = 512
@@ -277,18 +275,28 @@ class PolicyConfig:
     evidence the model keeps its weight."""
     calibration_window: int = 500
     """Most recent decisions with evidence a task's fit uses."""
+    pace: Pace = "calibrated"
+    """Who leads each learning episode of a task (:mod:`jitrl.method.pace`). ``calibrated``: the
+    model at its fitted weight, always; ``bandit``: the model at that weight or memory alone
+    (weight 0), chosen per episode by a sliding-window UCB over the task's episode scores."""
+    pace_window: int = 10
+    """Last finished episodes of a task the ``bandit`` weighs (both leads together)."""
+    pace_bonus: float = 1.0
+    """Exploration of the ``bandit``, in standard deviations of the window's episode scores."""
 
     def __post_init__(self) -> None:
         _check(self.beta > 0.0 and math.isfinite(self.beta), "beta must be positive and finite")
         _check(self.selection in ("greedy", "sample"), f"unknown selection {self.selection}")
         _check(self.beta_unit in ("points", "reward"), f"unknown beta_unit {self.beta_unit}")
-        temperature = self.temperature
-        _check(temperature > 0.0 and math.isfinite(temperature), "temperature must be > 0")
+        _check(0.0 < self.temperature < math.inf, "temperature must be > 0")
         _check(self.tie_break in ("first", "random"), f"unknown tie_break {self.tie_break}")
         corrections = ("advantages", "exploration", "none")
         _check(self.correction in corrections, f"unknown correction {self.correction}")
         _check(self.calibration_prior >= 0.0, "calibration_prior must be >= 0")
         _check(self.calibration_window >= 1, "calibration_window must be >= 1")
+        _check(self.pace in ("calibrated", "bandit"), f"unknown pace {self.pace}")
+        _check(self.pace_window >= 2, "pace_window must be >= 2")
+        _check(0.0 <= self.pace_bonus < math.inf, "pace_bonus must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Protocol
 from jitrl.llm.base import LanguageModel, Prompt
 from jitrl.memory.base import ExperienceStore
 from jitrl.method.config import JitRLConfig
+from jitrl.method.pace import Lead, PaceBandit
 from jitrl.method.reflection import TrajectoryStep, reflect
 from jitrl.method.returns import (
     RewardUnits,
@@ -48,6 +49,7 @@ class Learner(Protocol):
     store: ExperienceStore | None
     shared: bool
     reward_units: RewardUnits
+    pace: PaceBandit
 
     @property
     def index(self) -> Indexed:
@@ -91,12 +93,22 @@ class Episode:
     it closes. With ``learn=False`` nothing is stored (a test episode: memory frozen).
     """
 
-    def __init__(self, jit: Learner, task_id: str, episode_id: str, *, learn: bool = True) -> None:
+    def __init__(
+        self,
+        jit: Learner,
+        task_id: str,
+        episode_id: str,
+        *,
+        learn: bool = True,
+        lead: Lead = "model",
+    ) -> None:
         self.jit = jit
         self.task_id = task_id
         self.episode_id = episode_id
         self.learn = learn
         """Store the episode when it finishes (``False``: memory is frozen)."""
+        self.lead: Lead = lead
+        """Who leads the decisions, the model or memory alone (:mod:`jitrl.method.pace`)."""
         self.decisions: list[Decision] = []
         self.rewards: list[float] = []
         self.finished = False
@@ -127,6 +139,7 @@ class Episode:
             working=working if self.jit.config.retrieval.working_memory else (),
             task_id=self.task_id,
             looped=looped,
+            lead=self.lead,
         )
         self.decisions.append(decision)
         return decision
@@ -178,10 +191,13 @@ class Episode:
         rewards = self.rewards + [0.0] * (len(self.decisions) - len(self.rewards))
         if not self.decisions or not self.learn:
             return []
-        rewards = self._reflect(rewards, failed)
         cfg = self.jit.config.returns
-        states = [d.state.identity for d in self.decisions]
         unit = self.jit.reward_units.unit(self.task_id)
+        if not self.jit.shared:  # the episode's score, as the pace bandit weighs it
+            scored = step_rewards(rewards, failed=failed, config=cfg, unit=unit)
+            self.jit.pace.observe(self.task_id, self.lead, sum(scored))
+        rewards = self._reflect(rewards, failed)
+        states = [d.state.identity for d in self.decisions]
         shaped, rets = episode_returns(
             rewards, failed=failed, config=cfg, states=states, unit=unit, values=self._values()
         )

@@ -16,7 +16,6 @@ action.
 from __future__ import annotations
 
 import logging
-import math
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -31,6 +30,8 @@ from jitrl.memory.base import ExperienceStore
 from jitrl.method.calibration import PriorCalibration, sample_of
 from jitrl.method.config import JitRLConfig, ScopeConfig
 from jitrl.method.episode import Episode, PromptBuilder, Validator, as_state
+from jitrl.method.inputs import checked_logits, clean_candidates
+from jitrl.method.pace import Lead, PaceBandit
 from jitrl.method.policy import corrected_logits, select
 from jitrl.method.pruning import prune
 from jitrl.method.returns import RewardUnits
@@ -48,34 +49,6 @@ from jitrl.retrieval.index import MemoryIndex
 from jitrl.retrieval.persist import index_folder, open_index, save_index
 
 log = logging.getLogger(__name__)
-
-
-def _clean_candidates(candidates: Sequence[str]) -> list[str]:
-    if isinstance(candidates, str):
-        raise TypeError("candidates must be a sequence of strings, not one string")
-    out: list[str] = []
-    for c in candidates:
-        if not isinstance(c, str) or not c.strip():
-            raise ValueError(f"every candidate must be a non-empty string, got {c!r}")
-        if c not in out:
-            out.append(c)
-    if not out:
-        raise ValueError("decide() needs at least one candidate action")
-    return out
-
-
-def _checked_logits(
-    logits: Sequence[float] | None, cands: list[str], floor: float | None, extra: int
-) -> list[float] | None:
-    """The caller's logits, checked, with a floor logit for each memory-proposed action."""
-    if logits is None:
-        return None
-    base = [float(x) for x in logits]
-    if len(base) != len(cands):
-        raise ValueError(f"{len(cands)} candidates but {len(base)} logits")
-    if not all(math.isfinite(x) for x in base):
-        raise ValueError("base logits must be finite")
-    return base + [min(base) if floor is None else floor] * extra
 
 
 @dataclass(frozen=True)
@@ -186,6 +159,8 @@ class JitRL:
         self.rng = np.random.default_rng(seed)
         self.calibration = PriorCalibration(self.config.policy)
         """The model's weight per task, fitted from memory's evidence."""
+        self.pace = PaceBandit(self.config.policy)
+        """Who leads each episode of a task, the model or memory alone."""
         self.reward_units = RewardUnits(self.config.returns)
         """The size of a typical reward per task, the unit of the penalties."""
         if self.store is not None:
@@ -238,7 +213,10 @@ class JitRL:
         """
         if self.shared:
             self.calibration = PriorCalibration(self.config.policy)
-        return Episode(self, task_id, episode_id or uuid.uuid4().hex, learn=learn)
+        lead: Lead = "model"
+        if self.uses_memory and not self.shared and self.config.policy.correction == "advantages":
+            lead = self.pace.choose(task_id, explore=learn)
+        return Episode(self, task_id, episode_id or uuid.uuid4().hex, learn=learn, lead=lead)
 
     def decide(
         self,
@@ -252,6 +230,7 @@ class JitRL:
         working: Sequence[Experience] = (),
         task_id: str | None = None,
         looped: Mapping[str, int] | None = None,
+        lead: Lead = "model",
     ) -> Decision:
         """Correct the base distribution over ``candidates`` with memory and choose an action.
 
@@ -266,24 +245,30 @@ class JitRL:
             working: the current episode's earlier steps valued so far (:class:`Episode`).
             task_id: the current task (the model's weight, ``exclude_own_task``).
             looped: how often each action looped from this state in this episode.
+            lead: ``memory``: the model's weight is 0 and it is not asked to score
+                (:mod:`jitrl.method.pace`).
         """
         st = as_state(state, key)
-        cands = _clean_candidates(candidates)
+        cands = clean_candidates(candidates)
         t0 = time.perf_counter()
         unit = self.reward_units.unit(task_id or "")
         loops = {action: count * unit for action, count in (looped or {}).items()}
         view = self._memory_view(st, cands, logits, valid, working, task_id, loops)
         t_mem = time.perf_counter() - t0
-        built = prompt(view.neighbours) if callable(prompt) else prompt
-        base, usage, llm_s = self._base_logits(view, built)
+        led = lead == "model"
+        if led or view.logits is not None:
+            built = prompt(view.neighbours) if callable(prompt) else prompt
+            base, usage, llm_s = self._base_logits(view, built)
+        else:  # memory leads: the model's logits would get weight 0
+            base, usage, llm_s = [0.0] * len(view.candidates), {}, 0.0
         t1 = time.perf_counter()
         task = task_id or ""
-        weight = self.calibration.weight(task)
+        weight = self.calibration.weight(task) if led else 0.0
         adv = self._advantages(view, loops)
         beta = self.beta(task)
         z = corrected_logits(base, adv, beta, prior_weight=weight)
         idx, probs = select(z, self.config.policy, self.rng)
-        if view.estimates is not None:
+        if view.estimates is not None and led:
             est = view.estimates
             per_unit = self.config.policy.beta / beta  # Q in the unit beta is measured in
             q = tuple(x * per_unit for x in est.q)
@@ -313,7 +298,7 @@ class JitRL:
         """Neighbours, proposals, estimates, and the candidates left after pruning."""
         neighbours = self._neighbours(state, working, task_id) if self.uses_memory else []
         extra = self._proposals(neighbours, cands, valid)
-        given = _checked_logits(logits, cands, self.config.policy.floor_logit, len(extra))
+        given = checked_logits(logits, cands, self.config.policy.floor_logit, len(extra))
         everything = cands + extra
         values = self.config.values
         offsets = self.index.kinds.offsets(task_id or "") if values.kind_prior > 0.0 else None

@@ -1,0 +1,147 @@
+"""Who leads an episode: the pace bandit over the model-led and memory-led episodes of a task."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jitrl.llm.base import Prompt
+from jitrl.llm.scripted import ScriptedModel
+from jitrl.method.config import JitRLConfig, PolicyConfig, ReturnConfig
+from jitrl.method.learner import JitRL
+from jitrl.method.pace import LEADS, PaceBandit
+
+BANDIT = PolicyConfig(pace="bandit", pace_window=10, pace_bonus=1.0)
+
+
+def test_the_model_always_leads_unless_the_bandit_is_asked_for() -> None:
+    pace = PaceBandit(PolicyConfig())
+    for _ in range(5):
+        pace.observe("t", "model", -1.0)
+    assert not pace.active
+    assert pace.choose("t") == "model"
+
+
+def test_each_lead_is_tried_once_then_the_better_one_leads() -> None:
+    pace = PaceBandit(BANDIT)
+    assert pace.choose("t") == "model"  # the model first
+    pace.observe("t", "model", 0.0)
+    assert pace.choose("t") == "memory"
+    pace.observe("t", "memory", 1.0)
+    assert pace.choose("t") == "memory"
+    assert pace.choose("other") == "model"  # per task
+
+
+def test_ties_go_to_the_model_and_a_test_episode_takes_the_best_mean() -> None:
+    pace = PaceBandit(BANDIT)
+    pace.observe("t", "model", 0.5)
+    pace.observe("t", "memory", 0.5)
+    assert pace.choose("t") == "model"
+    fresh = PaceBandit(BANDIT)
+    fresh.observe("t", "model", -1.0)
+    assert fresh.choose("t", explore=False) == "model"  # memory untried: no exploring in a test
+    fresh.observe("t", "memory", 0.0)
+    assert fresh.choose("t", explore=False) == "memory"
+
+
+def test_the_less_tried_lead_is_explored_within_the_scores_spread() -> None:
+    pace = PaceBandit(BANDIT)
+    for value in (1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0):
+        pace.observe("t", "model", value)  # mean 0.5, spread 0.5
+    pace.observe("t", "memory", 0.45)  # a little worse, but tried once
+    assert pace.choose("t", explore=False) == "model"
+    assert pace.choose("t") == "memory"
+    no_bonus = PaceBandit(PolicyConfig(pace="bandit", pace_bonus=0.0))
+    for lead, value in [("model", 1.0), ("model", 0.0), ("memory", 0.45)]:
+        no_bonus.observe("t", lead, value)  # type: ignore[arg-type]
+    assert no_bonus.choose("t") == "model"
+
+
+def test_the_window_forgets_old_episodes() -> None:
+    pace = PaceBandit(PolicyConfig(pace="bandit", pace_window=4, pace_bonus=0.0))
+    for lead, value in [("model", 0.0), ("memory", 1.0), ("memory", 1.0)]:
+        pace.observe("t", lead, value)  # type: ignore[arg-type]
+    assert pace.choose("t") == "memory"
+    for _ in range(3):
+        pace.observe("t", "model", 2.0)  # the model's early episodes leave the window
+    assert pace.played("t") == {"model": 3, "memory": 1}
+    assert pace.choose("t") == "model"
+    for _ in range(4):
+        pace.observe("t", "model", 2.0)
+    assert pace.choose("t") == "memory"  # gone from the window: tried again
+    with pytest.raises(ValueError, match="finite"):
+        pace.observe("t", "model", float("nan"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(LEADS), st.floats(-10, 10)), min_size=1, max_size=30),
+    st.integers(2, 12),
+)
+def test_without_exploring_the_best_mean_in_the_window_leads(history, window) -> None:
+    pace = PaceBandit(PolicyConfig(pace="bandit", pace_window=window))
+    for lead, value in history:
+        pace.observe("t", lead, value)
+    kept = history[-window:]
+    means = {lead: [v for who, v in kept if who == lead] for lead in LEADS}
+    chosen = pace.choose("t", explore=False)
+    assert chosen in LEADS
+    if all(means.values()):
+        best = max(float(np.mean(v)) for v in means.values())
+        assert float(np.mean(means[chosen])) == best
+    assert pace.choose("t") in LEADS
+
+
+def _learner(list_store, model=None, **policy) -> JitRL:
+    config = JitRLConfig(returns=ReturnConfig(terminal_penalty=1.0), policy=PolicyConfig(**policy))
+    return JitRL(list_store, config, model=model)
+
+
+def _play(jit: JitRL, reward: float, *, learn: bool = True) -> str:
+    with jit.episode("task", learn=learn) as ep:
+        ep.decide("room", ["look", "go north"], prompt=Prompt("sys", "user"))
+        ep.reward(reward)
+        return ep.lead
+
+
+def test_memory_led_episodes_do_not_ask_the_model_and_the_scores_pick_the_lead(
+    list_store,
+) -> None:
+    model = ScriptedModel({"look": -0.1}, default=-5.0)
+    jit = _learner(list_store, model, pace="bandit")
+    assert _play(jit, 0.0) == "model"
+    assert len(model.score_calls) == 1
+    with jit.episode("task") as ep:
+        assert ep.lead == "memory"
+        d = ep.decide("room", ["look", "go north"], prompt=Prompt("sys", "user"))
+        assert d.prior_weight == 0.0 and d.llm_seconds == 0.0
+        assert len(model.score_calls) == 1  # the model was not asked
+        ep.reward(1.0)
+    assert jit.pace.played("task") == {"model": 1, "memory": 1}
+    assert _play(jit, 1.0) == "memory"  # memory scored higher
+    assert _play(jit, 0.0, learn=False) == "memory"  # a test episode: the best mean, not counted
+    assert jit.pace.played("task") == {"model": 1, "memory": 2}
+
+
+def test_a_failure_counts_against_its_lead(list_store) -> None:
+    jit = _learner(list_store, ScriptedModel(default=-1.0), pace="bandit")
+    with jit.episode("task") as ep:  # the model: no reward, but a loss
+        ep.decide("room", ["look"], prompt=Prompt("sys", "user"))
+        ep.finish(failed=True)
+    _play(jit, 0.0)  # memory: no reward, no loss
+    assert _play(jit, 0.0) == "memory"
+
+
+def test_the_model_always_leads_without_the_bandit_a_memory_or_the_advantages(
+    list_store,
+) -> None:
+    model = ScriptedModel(default=-1.0)
+    for jit in (
+        _learner(list_store, model),
+        _learner(None, model, pace="bandit"),
+        _learner(list_store, model, pace="bandit", correction="exploration"),
+        JitRL(list_store, JitRLConfig(policy=BANDIT), model=model, shared=True),
+    ):
+        assert [_play(jit, float(i % 2)) for i in range(3)] == ["model"] * 3
