@@ -148,7 +148,7 @@ def test_diagnose_tells_who_predicted_outcomes(tmp_path):
     jitrl(*args, "--memory", "a.sqlite", "--out", "r", cwd=tmp_path)
     out = jitrl("diagnose", "r", "--window", "1", cwd=tmp_path).stdout
     assert "ρ memory" in out and "model weight" in out
-    assert "0-0" in out and "2-2" in out and "commonest kind" in out
+    assert "0-0" in out and "2-2" in out and "commonest kind" in out and "memory-led" in out
     readings = ("Memory predicted", "The model predicted", "Neither", "Too few", "No model")
     assert any(line.startswith(readings) for line in out.splitlines())
     missing = jitrl("diagnose", "nowhere", cwd=tmp_path, check=False)

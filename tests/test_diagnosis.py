@@ -12,7 +12,7 @@ from jitrl.running.records import decision_record
 CANDS = ("go north", "go south", "take lamp")
 
 
-def _record(episode, step, action, reward, *, advantage, logits, weight=0.5):
+def _record(episode, step, action, reward, *, advantage, logits, weight=0.5, lead="model"):
     i = CANDS.index(action)
     adv = [0.0, 0.0, 0.0]
     adv[i] = advantage
@@ -27,6 +27,7 @@ def _record(episode, step, action, reward, *, advantage, logits, weight=0.5):
         probs=(1 / 3, 1 / 3, 1 / 3),
         action=action,
         prior_weight=weight,
+        lead=lead,
     )
     return decision_record(episode, step, decision, reward)
 
@@ -160,3 +161,24 @@ def test_a_habit_shows_as_the_commonest_kind_and_its_share(tmp_path):
     windows, later = diagnose(_write(tmp_path, records), window=1)
     assert [(w.top_kind, w.top_share) for w in windows] == [("take", 1.0), ("go", 0.7)]
     assert (later.top_kind, later.top_share) == ("go", 0.7)
+
+
+def test_the_share_of_memory_led_decisions_is_shown_per_window(tmp_path):
+    """Episode 1 is led by memory (flat logits, weight 0): half of the second window's
+    decisions; a record written before leads were kept counts as model-led."""
+    flat = [0.0, 0.0, 0.0]
+    records = [
+        _record(0, s, "take lamp", 0.0, advantage=0.1, logits=[0.0, -1.0, -2.0]) for s in range(4)
+    ]
+    records += [
+        _record(1, s, "go north", 0.0, advantage=0.1, logits=flat, weight=0.0, lead="memory")
+        for s in range(4)
+    ]
+    records += [
+        _record(2, s, "go north", 0.0, advantage=0.1, logits=[0.0, -1.0, -2.0]) for s in range(4)
+    ]
+    del records[0]["lead"]
+    windows, later = diagnose(_write(tmp_path, records), window=2)
+    assert [w.memory_led for w in windows] == [0.5, 0.0]
+    assert later.memory_led == 0.0
+    assert windows[0].model_weight == 0.25  # the memory-led decisions count with weight 0

@@ -5,6 +5,7 @@ decision taken with memory's estimates, the *realised advantage* of the action t
 discounted sum of the rewards that followed it in its episode, minus memory's ``V(s)`` (so the
 values of states cancel). Per window of episodes we report:
 
+- the share of decisions in episodes that memory alone led (:mod:`jitrl.method.pace`);
 - the model's mean weight (``λ``, the calibration's trust, :mod:`jitrl.method.calibration`);
 - how often the action taken was not the model's favourite (memory, exploration or ties moved it);
 - the commonest kind of action taken (its first word) and its share, which shows a habit: an
@@ -71,6 +72,9 @@ class Window:
     """The commonest kind of action taken (its first word; ``None``: no decisions)."""
     top_share: float | None = None
     """The share of the decisions that took ``top_kind``."""
+    memory_led: float | None = None
+    """The share of the decisions in episodes that memory alone led (:mod:`jitrl.method.pace`;
+    ``None``: no decisions)."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,8 @@ class Judged:
     kind: str = ""
     """The kind of the action taken: its first word
     (:func:`~jitrl.method.similarity.action_kind`)."""
+    lead: str = "model"
+    """Who led the decision's episode (``model`` in records without it)."""
 
 
 def _gamma(run_dir: Path) -> float:
@@ -124,8 +130,8 @@ def _episode_rows(records: Sequence[dict[str, Any]], gamma: float) -> list[Judge
         i = cands.index(action)
         logp = _log_softmax_at(logits, i)
         off = None if logp is None else logits[i] < max(logits)
-        weight = rec.get("prior_weight")
-        rows.append(Judged(rec["episode"], ret - v, adv[i], logp, weight, off, action_kind(action)))
+        weight, kind, lead = rec.get("prior_weight"), action_kind(action), rec.get("lead", "model")
+        rows.append(Judged(rec["episode"], ret - v, adv[i], logp, weight, off, kind, str(lead)))
     return rows
 
 
@@ -179,6 +185,7 @@ def summarise(rows: Sequence[Judged], first: int, last: int) -> Window:
         model_rho=_rho([r.realised for r in with_model], [r.model_logp or 0.0 for r in with_model]),
         top_kind=top[0][0] if top else None,
         top_share=top[0][1] / len(rows) if top else None,
+        memory_led=_mean(float(r.lead == "memory") for r in rows),
     )
 
 

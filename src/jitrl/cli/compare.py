@@ -143,7 +143,7 @@ def diagnose(
     except (FileNotFoundError, ValueError) as err:
         raise fail(str(err)) from err
     table = Table(title=f"{run_dir}: realised advantage against each source (Spearman ρ)")
-    columns = ("decisions", "model weight", "off model's top", "ρ memory", "ρ model")
+    columns = ("decisions", "memory-led", "model weight", "off model's top", "ρ memory", "ρ model")
     table.add_column("episodes")
     for col in columns:
         table.add_column(col, justify="right")
@@ -152,6 +152,7 @@ def diagnose(
         table.add_row(
             f"{w.first}-{w.last}",
             str(w.decisions),
+            _maybe(w.memory_led, ".0%"),
             _maybe(w.model_weight, ".2f"),
             _maybe(w.off_model, ".0%"),
             _maybe(w.memory_rho, "+.2f"),

@@ -194,8 +194,7 @@ class Episode:
         cfg = self.jit.config.returns
         unit = self.jit.reward_units.unit(self.task_id)
         if not self.jit.shared:  # the episode's score, as the pace bandit weighs it
-            scored = step_rewards(rewards, failed=failed, config=cfg, unit=unit)
-            self.jit.pace.observe(self.task_id, self.lead, sum(scored))
+            self.jit.pace.observe(self.task_id, self.lead, sum(rewards))
         rewards = self._reflect(rewards, failed)
         states = [d.state.identity for d in self.decisions]
         shaped, rets = episode_returns(

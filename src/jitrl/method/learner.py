@@ -68,14 +68,14 @@ def _decision(
     state: State,
     view: _View,
     base: Sequence[float],
-    logits: Sequence[float],
-    probs: Sequence[float],
-    index: int,
+    chosen: tuple[int, Sequence[float], Sequence[float]],
     timing: tuple[float, float, dict[str, float]],
     beta: float,
     weight: float,
+    lead: Lead,
 ) -> Decision:
-    """The record of one decision."""
+    """The record of one decision; ``chosen``: the action's index, corrected logits, probs."""
+    index, logits, probs = chosen
     llm_seconds, memory_seconds, usage = timing
     return Decision(
         state=state,
@@ -92,6 +92,7 @@ def _decision(
         llm_usage=usage,
         beta=beta,
         prior_weight=weight,
+        lead=lead,
     )
 
 
@@ -275,7 +276,8 @@ class JitRL:
             self.calibration.observe(task, sample_of(base, q, est.counts))
         t_mem += time.perf_counter() - t1
         timing = (llm_s, t_mem, usage)
-        return _decision(st, view, base, z.tolist(), probs.tolist(), idx, timing, beta, weight)
+        chosen = (idx, z.tolist(), probs.tolist())
+        return _decision(st, view, base, chosen, timing, beta, weight, lead)
 
     def beta(self, task_id: str) -> float:
         """The KL strength of ``task_id`` in reward points: ``policy.beta``, times the task's

@@ -119,6 +119,8 @@ class Decision:
         beta: the KL strength of the update.
         prior_weight: the weight ``lambda`` of the base logits (1: the model as it is;
             :mod:`jitrl.method.calibration`).
+        lead: ``model``, or ``memory`` when memory alone led the episode (the model's weight
+            0, its logits not computed; :mod:`jitrl.method.pace`).
     """
 
     state: State
@@ -135,6 +137,7 @@ class Decision:
     llm_usage: dict[str, Any] = field(default_factory=dict)
     beta: float = 0.0
     prior_weight: float = 1.0
+    lead: str = "model"
 
     @property
     def index(self) -> int:

@@ -81,6 +81,7 @@ def decision_record(episode: int, step: int, d: Decision, reward: float) -> dict
         "action": d.action,
         "beta": d.beta,
         "prior_weight": round(d.prior_weight, 5),
+        "lead": d.lead,
         "reward": reward,
         "llm_seconds": round(d.llm_seconds, 6),
         "memory_seconds": round(d.memory_seconds, 6),
