@@ -24,7 +24,7 @@ def cfg(**policy):
         values=ValueConfig(
             alpha=5.0, action_similarity="exact", kind_backoff=False, kind_prior=0.0
         ),
-        policy=PolicyConfig(beta=0.5, **policy),
+        policy=PolicyConfig(**{"beta": 0.5, "pace": "calibrated", **policy}),
     )
 
 

@@ -17,7 +17,7 @@ BANDIT = PolicyConfig(pace="bandit", pace_window=10, pace_bonus=1.0)
 
 
 def test_the_model_always_leads_unless_the_bandit_is_asked_for() -> None:
-    pace = PaceBandit(PolicyConfig())
+    pace = PaceBandit(PolicyConfig(pace="calibrated"))
     for _ in range(5):
         pace.observe("t", "model", -1.0)
     assert not pace.active
@@ -146,7 +146,7 @@ def test_the_model_always_leads_without_the_bandit_a_memory_or_the_advantages(
 ) -> None:
     model = ScriptedModel(default=-1.0)
     for jit in (
-        _learner(list_store, model),
+        _learner(list_store, model, pace="calibrated"),
         _learner(None, model, pace="bandit"),
         _learner(list_store, model, pace="bandit", correction="exploration"),
         JitRL(list_store, JitRLConfig(policy=BANDIT), model=model, shared=True),

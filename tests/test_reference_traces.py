@@ -7,8 +7,9 @@ on detective. Every state, candidate list, base logit, neighbour, Q value, corre
 probability and action is compared as the exact ``repr`` of the float.
 
 The method's defaults have moved on since (text-only states, generalising similarity, action
-correspondence, calibrated prior, working proposals); :data:`LEGACY` switches each new piece off,
-so this test shows that with the settings of that time the code decides exactly as it did.
+correspondence, calibrated prior, working proposals, the pace bandit); :data:`LEGACY` switches
+each new piece off, so this test shows that with the settings of that time the code decides
+exactly as it did.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ LEGACY = JitRLConfig(
     values=ValueConfig(
         action_similarity="exact", loop_penalty=0.0, kind_backoff=False, kind_prior=0.0
     ),
-    policy=PolicyConfig(propose=False, tie_break="first", calibrate=False),
+    policy=PolicyConfig(propose=False, tie_break="first", calibrate=False, pace="calibrated"),
     pruning=PruneConfig(prune_to=None),
 )
 """The method as it was when the traces were recorded: penalties in raw points, exact states

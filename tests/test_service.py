@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +61,11 @@ def running(config: ServiceConfig, patch: Callable[[Any], None] | None = None) -
 
 def make_config(tmp_path: Path, **kw: Any) -> ServiceConfig:
     # exact actions and no kind prior: "go south" inherits the value of "go north" neither by
-    # its words (tests/test_values.py) nor by its kind (tests/test_kinds.py)
+    # its words (tests/test_values.py) nor by its kind (tests/test_kinds.py); the model (the
+    # caller's logits) leads every episode, so its preferences break memory's ties
+    # (test_the_pace_bandit_lets_memory_lead_a_second_episode covers the default)
     values = ValueConfig(action_similarity="exact", kind_prior=0.0)
-    jit = JitRLConfig(policy=PolicyConfig(beta=0.5), values=values)
+    jit = JitRLConfig(policy=PolicyConfig(beta=0.5, pace="calibrated"), values=values)
     return ServiceConfig(memory=str(tmp_path / "memory.sqlite"), jitrl=jit, **kw)
 
 
@@ -156,6 +159,23 @@ def test_a_second_episode_sees_the_first(client: httpx.Client, config: ServiceCo
     assert d["action"] == "go south"  # memory overrides the base preference for "go north"
     ok(client.delete(f"/episodes/{eid}"))
     assert ok(client.get("/memory/stats"))["episodes"] == 1
+
+
+def test_the_pace_bandit_lets_memory_lead_a_second_episode(tmp_path: Path) -> None:
+    """With the default ``pace``, a task's second episode is memory's: the caller's logits get
+    weight 0 (memory's ties fall at random), and the response says who led."""
+    config = make_config(tmp_path)
+    config = replace(config, jitrl=replace(config.jitrl, policy=PolicyConfig(beta=0.5)))
+    body = {"state": "dark room lamp", "candidates": CANDS, "logits": [0.0, -0.5, -9.0]}
+    with running(config) as url, httpx.Client(base_url=url, timeout=30) as c:
+        leads = []
+        for eid in ("first", "second"):
+            ok(c.post("/episodes", json={"task_id": "demo", "episode_id": eid}), 201)
+            d = ok(c.post(f"/episodes/{eid}/decide", json=body))
+            ok(c.post(f"/episodes/{eid}/finish", json={"failed": True}))
+            leads.append((d["lead"], d["prior_weight"]))
+    assert leads == [("model", 1.0), ("memory", 0.0)]
+    assert d["action"] in ("go south", "eat lamp")  # the untried: "go north" failed
 
 
 def test_two_servers_share_one_memory(tmp_path: Path) -> None:

@@ -275,10 +275,10 @@ class PolicyConfig:
     evidence the model keeps its weight."""
     calibration_window: int = 500
     """Most recent decisions with evidence a task's fit uses."""
-    pace: Pace = "calibrated"
-    """Who leads each learning episode of a task (:mod:`jitrl.method.pace`). ``calibrated``: the
-    model at its fitted weight, always; ``bandit``: the model at that weight or memory alone
-    (weight 0), chosen per episode by a sliding-window UCB over the task's episode scores."""
+    pace: Pace = "bandit"
+    """Who leads each learning episode of a task (:mod:`jitrl.method.pace`). ``bandit``: the model
+    at its fitted weight or memory alone (weight 0, no model call), chosen per episode by a
+    sliding-window UCB over the task's scores; ``calibrated``: the model leads every episode."""
     pace_window: int = 10
     """Last finished episodes of a task the ``bandit`` weighs (both leads together)."""
     pace_bonus: float = 1.0

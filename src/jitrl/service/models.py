@@ -194,8 +194,12 @@ class DecisionOut(BaseModel):
     candidates: list[str] = Field(description="the candidates, with memory's proposals last")
     proposed: list[str] = Field(description="candidates that memory added")
     base_logits: list[float]
-    logits: list[float] = Field(description="corrected logits z + A / beta")
+    logits: list[float] = Field(description="corrected logits lambda * z + A / beta")
     probs: list[float]
+    prior_weight: float = Field(description="lambda, the weight of base_logits (0: memory led)")
+    lead: Literal["model", "memory"] = Field(
+        description="who led this episode: your logits at their weight, or memory alone"
+    )
     neighbours: list[NeighbourOut]
     q: list[float] | None = Field(description="Q(s, a) per candidate (null without memory)")
     counts: list[int] | None
