@@ -123,6 +123,9 @@ def test_memory_led_episodes_do_not_ask_the_model_and_the_scores_pick_the_lead(
     assert _play(jit, 1.0) == "memory"  # memory scored higher
     assert _play(jit, 0.0, learn=False) == "memory"  # a test episode: the best mean, not counted
     assert jit.pace.played("task") == {"model": 1, "memory": 2}
+    with jit.episode("task") as ep, pytest.raises(ValueError, match="needs logits"):
+        assert ep.lead == "memory"  # the model would not be asked, yet a call without
+        ep.decide("room", ["look", "go north"])  # logits or prompt is refused all the same
 
 
 def test_an_episode_is_judged_by_the_sum_of_its_rewards_alone(list_store) -> None:

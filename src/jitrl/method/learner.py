@@ -50,6 +50,8 @@ from jitrl.retrieval.persist import index_folder, open_index, save_index
 
 log = logging.getLogger(__name__)
 
+NEEDS_SCORES = "decide() needs logits, or a prompt and a JitRL(model=...) to score"
+
 
 @dataclass(frozen=True)
 class _View:
@@ -257,11 +259,7 @@ class JitRL:
         view = self._memory_view(st, cands, logits, valid, working, task_id, loops)
         t_mem = time.perf_counter() - t0
         led = lead == "model"
-        if led or view.logits is not None:
-            built = prompt(view.neighbours) if callable(prompt) else prompt
-            base, usage, llm_s = self._base_logits(view, built)
-        else:  # memory leads: the model's logits would get weight 0
-            base, usage, llm_s = [0.0] * len(view.candidates), {}, 0.0
+        base, usage, llm_s = self._base_logits(view, prompt, led)
         t1 = time.perf_counter()
         task = task_id or ""
         weight = self.calibration.weight(task) if led else 0.0
@@ -347,13 +345,18 @@ class JitRL:
         return [a for a in proposals(neighbours, cands, self.config.values) if valid(a)]
 
     def _base_logits(
-        self, view: _View, prompt: Prompt | None
+        self, view: _View, prompt: Prompt | PromptBuilder | None, led: bool
     ) -> tuple[list[float], dict[str, float], float]:
+        """The caller's logits; else the model's, or zeros when memory leads (weight 0, so the
+        model is not asked). Returns them with the model's usage and seconds."""
         if view.logits is not None:
             return list(view.logits), {}, 0.0
-        if prompt is None or self.model is None:
-            raise ValueError("decide() needs logits, or a prompt and a JitRL(model=...) to score")
-        res: ScoreResult = self.model.score(prompt, view.candidates)
+        if prompt is None or self.model is None:  # refused whoever leads
+            raise ValueError(NEEDS_SCORES)
+        if not led:
+            return [0.0] * len(view.candidates), {}, 0.0
+        built = prompt(view.neighbours) if callable(prompt) else prompt
+        res: ScoreResult = self.model.score(built, view.candidates)
         usage = {
             "calls": float(res.calls),
             "prompt_tokens": float(res.prompt_tokens),
