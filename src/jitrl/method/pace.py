@@ -4,8 +4,8 @@ The calibration (:mod:`jitrl.method.calibration`) judges the model against memor
 Where memory is wrong as well (an instruction that never comes back, read by the model and
 pooled by memory with the outcomes of other instructions), it cannot tell a model that helps
 from one that hurts: both look wrong to it. The episodes' scores can. With
-``PolicyConfig.pace = "bandit"`` every learning episode of a task is played by one of two
-*leads*:
+``PolicyConfig.pace = "bandit"`` (the default) every learning episode of a task is played by one
+of two *leads*:
 
 - ``model``: the model's logits at their calibrated weight (the method as stated);
 - ``memory``: weight 0, memory's advantages and exploration alone decide (the model is not
