@@ -28,13 +28,12 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Literal
 
 import numpy as np
 
 from jitrl.method.config import PolicyConfig
+from jitrl.method.types import Lead
 
-Lead = Literal["model", "memory"]
 LEADS: tuple[Lead, ...] = ("model", "memory")
 """In order of preference: the first one is played first and wins ties."""
 

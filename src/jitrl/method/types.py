@@ -7,7 +7,10 @@ they can be logged, compared in tests and serialised to JSON without surprises.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+Lead = Literal["model", "memory"]
+"""Who leads an episode: the model at its weight, or memory alone (:mod:`jitrl.method.pace`)."""
 
 DEFAULT_NAMESPACE = "default"
 """The namespace of every record stored without one (and of every record of an older store)."""
@@ -137,7 +140,7 @@ class Decision:
     llm_usage: dict[str, Any] = field(default_factory=dict)
     beta: float = 0.0
     prior_weight: float = 1.0
-    lead: str = "model"
+    lead: Lead = "model"
 
     @property
     def index(self) -> int:

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from jitrl.llm.base import Prompt
+from jitrl.method.types import Lead
 from jitrl.service.config import (
     HARD_MAX_ABS_REWARD,
     HARD_MAX_CANDIDATES,
@@ -197,7 +198,7 @@ class DecisionOut(BaseModel):
     logits: list[float] = Field(description="corrected logits lambda * z + A / beta")
     probs: list[float]
     prior_weight: float = Field(description="lambda, the weight of base_logits (0: memory led)")
-    lead: Literal["model", "memory"] = Field(
+    lead: Lead = Field(
         description="who led this episode: your logits at their weight, or memory alone"
     )
     neighbours: list[NeighbourOut]
