@@ -181,4 +181,6 @@ def test_the_share_of_memory_led_decisions_is_shown_per_window(tmp_path):
     windows, later = diagnose(_write(tmp_path, records), window=2)
     assert [w.memory_led for w in windows] == [0.5, 0.0]
     assert later.memory_led == 0.0
-    assert windows[0].model_weight == 0.25  # the memory-led decisions count with weight 0
+    # the model's weight where it led: memory-led episodes (weight 0 by design) would make a
+    # model that the calibration trusts look ignored, and the reading advise a larger beta
+    assert windows[0].model_weight == 0.5

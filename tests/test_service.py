@@ -170,11 +170,12 @@ def test_the_pace_bandit_lets_memory_lead_a_second_episode(tmp_path: Path) -> No
     with running(config) as url, httpx.Client(base_url=url, timeout=30) as c:
         leads = []
         for eid in ("first", "second"):
-            ok(c.post("/episodes", json={"task_id": "demo", "episode_id": eid}), 201)
+            opened = ok(c.post("/episodes", json={"task_id": "demo", "episode_id": eid}), 201)
             d = ok(c.post(f"/episodes/{eid}/decide", json=body))
             ok(c.post(f"/episodes/{eid}/finish", json={"failed": True}))
-            leads.append((d["lead"], d["prior_weight"]))
-    assert leads == [("model", 1.0), ("memory", 0.0)]
+            leads.append((opened["lead"], d["lead"], d["prior_weight"]))
+    # the lead is known when the episode opens: a client can skip its model in memory's
+    assert leads == [("model", "model", 1.0), ("memory", "memory", 0.0)]
     assert d["action"] in ("go south", "eat lamp")  # the untried: "go north" failed
 
 

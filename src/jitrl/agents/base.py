@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from jitrl.envs.base import StepInfo
-from jitrl.method.types import Decision
+from jitrl.method.types import Decision, Lead
 
 
 class Agent(Protocol):
@@ -36,6 +36,12 @@ class Agent(Protocol):
 
     def end(self, *, failed: bool) -> None:
         """The episode is over; learn from it."""
+        ...
+
+    def recall(self, task_id: str, lead: Lead, score: float) -> None:
+        """A learning episode that an earlier process played into this run (a resumed run):
+        who led it and the sum of its rewards. An agent whose choices depend on such history
+        outside its memory (the pace bandit) restores it; others ignore it."""
         ...
 
     def memory_size(self) -> int:

@@ -21,7 +21,7 @@ import numpy as np
 from jitrl.envs.base import StepInfo
 from jitrl.memory.base import ExperienceStore
 from jitrl.method.returns import discounted_returns
-from jitrl.method.types import Decision, Experience, State
+from jitrl.method.types import Decision, Experience, Lead, State
 
 TableKey = tuple[str, str]  # (state.identity, action)
 
@@ -115,6 +115,9 @@ class RandomAgent:
 
     def end(self, *, failed: bool) -> None:
         """Ignored."""
+
+    def recall(self, task_id: str, lead: Lead, score: float) -> None:
+        """Ignored: nothing depends on earlier episodes."""
 
     def memory_size(self) -> int:
         """Always 0."""
@@ -236,6 +239,9 @@ class QLearnAgent:
             raise
         finally:
             self._undo = []
+
+    def recall(self, task_id: str, lead: Lead, score: float) -> None:
+        """Ignored: the table is rebuilt from the store."""
 
     def memory_size(self) -> int:
         """Number of ``(state, action)`` entries in the table."""

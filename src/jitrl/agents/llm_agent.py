@@ -10,7 +10,7 @@ from jitrl.agents.prompts import PromptConfig, build_prompt
 from jitrl.envs.base import StepInfo
 from jitrl.llm.base import Prompt
 from jitrl.method.learner import Episode, JitRL, PromptBuilder, Validator
-from jitrl.method.types import Decision, Experience, Neighbour, State
+from jitrl.method.types import Decision, Experience, Lead, Neighbour, State
 
 
 class LLMAgent:
@@ -73,6 +73,9 @@ class LLMAgent:
         if self._episode is not None and not self._episode.finished:
             self.last_episode = self._episode.finish(failed=failed)
         self._episode = None
+
+    def recall(self, task_id: str, lead: Lead, score: float) -> None:
+        self.learner.recall(task_id, lead, score)
 
     def memory_size(self) -> int:
         return len(self.learner.index)

@@ -61,7 +61,8 @@ class Window:
     decisions: int
     """Decisions with memory's estimates in the window."""
     model_weight: float | None
-    """Mean weight of the model's logits (``None`` when the records do not carry it)."""
+    """Mean weight of the model's logits where the model led (memory-led episodes give it 0 by
+    design, ``memory_led`` counts them; ``None`` when the records do not carry it)."""
     off_model: float | None
     """Share of decisions whose action was not the model's favourite (``None``: no preferences)."""
     memory_rho: float | None
@@ -179,7 +180,7 @@ def summarise(rows: Sequence[Judged], first: int, last: int) -> Window:
         first=first,
         last=last,
         decisions=len(rows),
-        model_weight=_mean(r.weight for r in rows if r.weight is not None),
+        model_weight=_mean(r.weight for r in rows if r.weight is not None and r.lead == "model"),
         off_model=_mean(float(bool(r.off_model)) for r in with_model),
         memory_rho=_rho(realised, [r.memory_a for r in rows]),
         model_rho=_rho([r.realised for r in with_model], [r.model_logp or 0.0 for r in with_model]),

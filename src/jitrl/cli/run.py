@@ -18,7 +18,7 @@ from jitrl.running.build import open_player
 from jitrl.running.executors import ExecutionConfig
 from jitrl.running.records import EpisodeResult
 from jitrl.running.rounds import run_parallel
-from jitrl.running.run_folder import RunWriter, run_episodes
+from jitrl.running.run_folder import RunWriter, catch_up, run_episodes
 from jitrl.running.spec import RunSpec, model_threads
 
 WINDOW = 5
@@ -76,6 +76,7 @@ def run_settings(spec: RunSpec, execution: ExecutionConfig) -> dict[str, Any]:
 def _play(spec: RunSpec, out: Path, threads: int, writer: RunWriter) -> None:
     """Play in this process, reporting progress."""
     with open_player(spec, threads=threads, out=out, reconcile=writer.reconcile) as player:
+        catch_up(player.agent, writer)
         description = f"{spec.agent} on {player.env.task_id}"
         with EpisodeProgress(description, spec.episodes, spec.max_steps) as progress:
             run_episodes(

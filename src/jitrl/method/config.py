@@ -242,11 +242,10 @@ class PolicyConfig:
     model's log-probabilities differ by 5-8 nats between sensible commands, so advantages of a
     few points need a beta well below 1 to matter (sweep in ``BENCHMARKS.md``)."""
     beta_unit: BetaUnit = "points"
-    """What ``beta`` is measured in. ``points``: the environment's own reward points, so an
-    environment scoring 0-100 (ScienceWorld) lets memory outweigh the model a hundred times more
-    than one scoring 0-1 (TextWorldExpress). ``reward``: the task's reward unit (the mean size of
-    its non-zero rewards, the unit of the penalties; 1 until its first finished episode), so that
-    one beta means the same on every scale: ``z' = z + A / (beta * unit)``."""
+    """What ``beta`` is measured in. ``points``: the environment's reward points, so a 0-100
+    scale (ScienceWorld) lets memory outweigh the model 100 times more than a 0-1 scale (TWX).
+    ``reward``: the task's reward unit (the penalties' unit, 1 until its first finished
+    episode), so one beta means the same on every scale: ``z' = z + A / (beta * unit)``."""
     selection: Selection = "greedy"
     """``greedy``: argmax of the corrected logits; ``sample``: draw from ``softmax(z' / T)``."""
     temperature: float = 1.0
@@ -263,12 +262,10 @@ class PolicyConfig:
     that looped in this episode (the ``icl`` agent, whose neighbours reach the model through
     the prompt); ``none``: nothing, while memory is still retrieved, estimated and recorded."""
     tie_break: TieBreak = "random"
-    """Greedy choice among equal corrected logits: ``random`` (seeded; a uniform or ignored
-    prior leaves many ties) or ``first`` (candidate order)."""
+    """Greedy choice among equal corrected logits: ``random`` (seeded) or ``first``."""
     calibrate: bool = True
     """Trust the model as much as memory shows it deserves: the base logits are scaled by a
-    weight ``lambda`` in ``[0, 1]``, fitted per task so that the scaled model predicts the
-    actions memory found better (:mod:`jitrl.method.calibration`); ``False``: ``lambda = 1``."""
+    weight ``lambda`` in ``[0, 1]`` fitted per task (:mod:`jitrl.method.calibration`); off: 1."""
     calibration_prior: float = 20.0
     """Pseudo-decisions of trust in the model (``lambda = 1``) the fitted weight is shrunk
     towards, against every decision with evidence the task has seen; with few decisions of
@@ -295,7 +292,10 @@ class PolicyConfig:
         _check(self.calibration_prior >= 0.0, "calibration_prior must be >= 0")
         _check(self.calibration_window >= 1, "calibration_window must be >= 1")
         _check(self.pace in ("calibrated", "bandit"), f"unknown pace {self.pace}")
-        _check(self.pace_window >= 2, "pace_window must be >= 2")
+        _check(
+            type(self.pace_window) is int and self.pace_window >= 2,
+            "pace_window must be an int >= 2",
+        )
         _check(0.0 <= self.pace_bonus < math.inf, "pace_bonus must be >= 0")
 
 

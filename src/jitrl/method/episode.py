@@ -193,14 +193,12 @@ class Episode:
             return []
         cfg = self.jit.config.returns
         unit = self.jit.reward_units.unit(self.task_id)
-        if not self.jit.shared:  # the episode's score, as the pace bandit weighs it
-            self.jit.pace.observe(self.task_id, self.lead, sum(rewards))
+        score = math.fsum(rewards)  # the episode's score, as the pace bandit weighs it
         rewards = self._reflect(rewards, failed)
         states = [d.state.identity for d in self.decisions]
         shaped, rets = episode_returns(
             rewards, failed=failed, config=cfg, states=states, unit=unit, values=self._values()
         )
-        self.jit.reward_units.observe(self.task_id, self.rewards)
         if not all(math.isfinite(g) for g in rets):
             raise ValueError("the episode's returns are not finite (rewards too large)")
         now, space = time.time(), self.jit.config.scope.namespace
@@ -211,6 +209,10 @@ class Episode:
         if self.jit.store is not None and not self.jit.shared:
             self.jit.store.add_episode(exps)
             self.jit.index.add(exps)
+        # counted once stored: a finish that failed to store is retried and must not count twice
+        self.jit.reward_units.observe(self.task_id, self.rewards)
+        if not self.jit.shared:
+            self.jit.pace.observe(self.task_id, self.lead, score)
         return exps
 
     def _reflect(self, rewards: list[float], failed: bool) -> list[float]:

@@ -164,6 +164,8 @@ class JitRL:
         """The model's weight per task, fitted from memory's evidence."""
         self.pace = PaceBandit(self.config.policy)
         """Who leads each episode of a task, the model or memory alone."""
+        if self.pace.active and not self.paced:
+            log.info("pace bandit off here (no memory, a parallel worker or no advantages)")
         self.reward_units = RewardUnits(self.config.returns)
         """The size of a typical reward per task, the unit of the penalties."""
         if self.store is not None:
@@ -202,6 +204,20 @@ class JitRL:
         """False for the frozen-LLM configuration (no store)."""
         return self.store is not None
 
+    @property
+    def paced(self) -> bool:
+        """Whether the pace bandit may hand episodes to memory: not without memory, not in a
+        parallel run's worker, not when memory does not correct by advantages (``icl``)."""
+        ok = self.uses_memory and not self.shared
+        return ok and self.config.policy.correction == "advantages"
+
+    def recall(self, task_id: str, lead: Lead, score: float) -> None:
+        """A learning episode of ``task_id`` that an earlier process played into this run (a
+        resumed run), with its lead and the sum of its rewards: the pace bandit counts it as if
+        it had been played here, so the resumed run leads as the uninterrupted one would."""
+        if not self.shared:
+            self.pace.observe(task_id, lead, score)
+
     def episode(
         self, task_id: str = "", episode_id: str | None = None, *, learn: bool = True
     ) -> Episode:
@@ -216,9 +232,7 @@ class JitRL:
         """
         if self.shared:
             self.calibration = PriorCalibration(self.config.policy)
-        lead: Lead = "model"
-        if self.uses_memory and not self.shared and self.config.policy.correction == "advantages":
-            lead = self.pace.choose(task_id, explore=learn)
+        lead: Lead = self.pace.choose(task_id, explore=learn) if self.paced else "model"
         return Episode(self, task_id, episode_id or uuid.uuid4().hex, learn=learn, lead=lead)
 
     def decide(

@@ -34,7 +34,7 @@ from jitrl.memory.postgres_schema import redact_url
 from jitrl.running.build import open_player
 from jitrl.running.executors import ExecutionConfig, open_executor
 from jitrl.running.rounds import CLUSTER_MEMORY_HINT
-from jitrl.running.run_folder import RunWriter, run_episodes
+from jitrl.running.run_folder import RunWriter, catch_up, run_episodes
 from jitrl.running.spec import CompareSpec, RunSpec
 
 log = logging.getLogger(__name__)
@@ -245,6 +245,7 @@ def _play_missing(job: Job, writer: RunWriter) -> None:
     if store is not None:
         writer.reconcile(store)
     with open_player(job.run, threads=job.threads, store=store, out=writer.out) as player:
+        catch_up(player.agent, writer)
         learn = job.run.episodes - writer.next_index
         if learn > 0:
             run_episodes(player.env, player.agent, writer, episodes=learn, seed=job.run.seed)

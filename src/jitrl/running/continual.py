@@ -31,7 +31,7 @@ from jitrl.envs.base import TextEnv
 from jitrl.method.config import JitRLConfig
 from jitrl.running.build import environment_of, open_player
 from jitrl.running.records import EpisodeResult
-from jitrl.running.run_folder import RunWriter, run_episodes
+from jitrl.running.run_folder import RunWriter, catch_up, run_episodes
 from jitrl.running.spec import PlaySpec, RunSpec
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,7 @@ def _play_phases(
         for phase in plan:
             settings = {"task": spec.tasks[phase.task], "learn": phase.learn, "agent": spec.agent}
             writer = stack.enter_context(RunWriter(out / phase.folder, settings))
+            catch_up(player.agent, writer)  # what an earlier process played of this phase
             todo = phase.episodes - writer.next_index
             if todo <= 0:
                 continue

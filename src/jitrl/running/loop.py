@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -12,7 +13,7 @@ from typing import Any, Literal
 from jitrl.agents import Agent
 from jitrl.envs.base import Fold, StepInfo, StepResult, TextEnv
 from jitrl.envs.errors import WebEnvError, WebTimeoutError
-from jitrl.method.types import Decision
+from jitrl.method.types import Decision, Lead
 from jitrl.running.records import EpisodeResult, decision_record
 
 log = logging.getLogger(__name__)
@@ -30,13 +31,20 @@ class _Tally:
     llm_seconds: float = 0.0
     memory_seconds: float = 0.0
     env_seconds: float = 0.0
-    reward: float = 0.0
+    rewards: list[float] = field(default_factory=list)
+    lead: Lead | None = None
     counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def reward(self) -> float:
+        """The episode's rewards summed exactly (the same whatever their order)."""
+        return math.fsum(self.rewards)
 
     def add(self, decision: Decision, reward: float, task_id: str) -> None:
         self.llm_seconds += decision.llm_seconds
         self.memory_seconds += decision.memory_seconds
-        self.reward += reward
+        self.rewards.append(float(reward))
+        self.lead = self.lead or decision.lead
         usage = decision.llm_usage
         foreign = sum(nb.experience.task_id != task_id for nb in decision.neighbours)
         for name, value in (
@@ -151,6 +159,7 @@ def run_episode(
         memory_size=agent.memory_size(),
         error=info.error,
         phase=phase,
+        lead=tally.lead,
         **{"prompt_tokens": 0, "prefill_tokens": 0, **tally.counts},
     )
     return result, trace

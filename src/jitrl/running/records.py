@@ -49,6 +49,10 @@ class EpisodeResult:
     """Why the environment failed, when it did (the episode then counts as lost)."""
     phase: str = "train"
     """``train``: a learning episode; ``test``: an unseen test instance, memory frozen."""
+    lead: str | None = None
+    """Who led the episode's decisions (``Decision.lead``: ``memory`` when the pace bandit
+    gave it to memory alone, ``model`` otherwise, for every agent); ``None`` without
+    decisions or in run folders written before it was recorded."""
 
 
 def decision_record(episode: int, step: int, d: Decision, reward: float) -> dict[str, Any]:

@@ -8,7 +8,8 @@ A run writes into its output folder, one line per finished episode, flushed as i
 - ``summary.json``: the run's settings and aggregate figures (rewritten after every episode).
 
 Running again into the same folder continues the episode numbering, and the memory store carries
-what was learnt, so a second run starts where the first stopped.
+what was learnt, so a second run starts where the first stopped; :func:`catch_up` gives the new
+process what the store does not hold (who led each learning episode, for the pace bandit).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from filelock import FileLock, Timeout
 
@@ -27,6 +28,8 @@ from jitrl.agents import Agent
 from jitrl.envs.base import TextEnv
 from jitrl.fileio import atomic_write_text, read_jsonl
 from jitrl.memory.base import ExperienceStore
+from jitrl.method.pace import LEADS
+from jitrl.method.types import Lead
 from jitrl.running.loop import EpisodeCallback, Phase, StepCallback, run_episode
 from jitrl.running.records import EpisodeResult, summarise
 
@@ -222,6 +225,14 @@ class RunWriter:
         self.results.append(result)
         summary = {"settings": self.settings, **summarise(self.results)}
         atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2))
+
+
+def catch_up(agent: Agent, writer: RunWriter) -> None:
+    """Tell a freshly built agent about the learning episodes that earlier processes played
+    into this folder, in order (a resumed run leads its episodes as the uninterrupted one)."""
+    for result in writer.results:
+        if result.phase == "train" and result.lead in LEADS:
+            agent.recall(result.task_id, cast(Lead, result.lead), result.reward)
 
 
 def run_episodes(

@@ -101,6 +101,7 @@ def open_episode(engine: _Engine, owner: _Owner, body: OpenRequest | None = None
         episode_id=engine.client_id(owner, session.episode_id),
         task_id=req.task_id,
         expires_in_seconds=engine.sessions.expires_in(session),
+        lead=session.episode.lead,
     )
 
 

@@ -163,6 +163,10 @@ class OpenResponse(BaseModel):
     episode_id: str
     task_id: str
     expires_in_seconds: float = Field(description="idle time left before the episode expires")
+    lead: Lead = Field(
+        description="who leads this episode: model (your logits or prompt count, at their "
+        "weight) or memory (they get weight 0: send zeros and skip your model's call)"
+    )
 
 
 class StateOut(BaseModel):
