@@ -146,3 +146,18 @@ def test_a_candidate_draws_nothing_from_an_action_of_another_kind() -> None:
     assert est.counts == (0,)  # the closing counts for nothing: the candidate is untried
     mixed = estimate(closed, ["open door to south"], replace(cfg, action_same_kind=False))
     assert mixed.counts == (1,) and mixed.q[0] < est.q[0]  # the earlier releases' pooling
+
+
+def test_an_offered_action_keeps_its_evidence_to_itself_when_exclusive() -> None:
+    """Side by side, "put oil in shelf" and "put oil in chair" are alternatives; in another
+    instance, where only one of them is offered, the other still stands in for it."""
+    seen = [nb("put oil in shelf", 1.0), nb("move north", 0.0)]
+    cfg = ValueConfig(alpha=0.0, unseen_floor=None, kind_backoff=False, kind_prior=0.0)
+    exclusive = replace(cfg, action_exclusive=True)
+    both = ["put oil in shelf", "put oil in chair"]
+    pooled, alone = estimate(seen, both, cfg), estimate(seen, both, exclusive)
+    assert pooled.counts == (1, 1) and pooled.q[1] > pooled.v  # the chair borrows the shelf's
+    assert alone.counts == (1, 0) and alone.q[1] == pytest.approx(alone.v)  # untried
+    assert alone.q[0] == pooled.q[0] == pytest.approx(1.0)
+    other = estimate(seen, ["put oil in chair", "move north"], exclusive)  # shelf not offered
+    assert other.counts == (1, 1) and other.q[0] > other.v

@@ -188,9 +188,11 @@ class ValueConfig:
     action_same_kind: bool = True
     """With ``words``, only actions of the same kind (the same first word) correspond:
     "close door to south" shares three words of four with "open door to south" but says
-    nothing about it. ``False`` lets any two actions correspond by their words (the earlier
-    releases; with memory alone on five TextWorldExpress games it scored lower on twc, sorting
-    and cookingworld and higher on coin, within the intervals of 6 seeds, BENCHMARKS.md)."""
+    nothing about it. ``False`` lets any two actions correspond by their words."""
+    action_exclusive: bool = False
+    """With ``words``, a neighbour's action stands in for another candidate only where it is
+    not itself a candidate: offered side by side, "put oil in shelf" and "put oil in chair"
+    are alternatives, and what one did says nothing of the other."""
     action_prior: float = 1.0
     """Weight, in neighbours of similarity 1, of what similar actions say about a candidate
     once the candidate has evidence of its own: ``Q = (W Q_own + action_prior Q_similar) / (W +
@@ -205,9 +207,7 @@ class ValueConfig:
     """Weight, in neighbours of similarity 1, of what the candidate's kind of action does over
     the task's whole memory (:mod:`jitrl.method.kinds`): ``Q`` is shrunk towards ``V(s) +
     offset(kind)``, the kind's mean step reward minus the task's. A rare kind (``look``) has a
-    handful of returns among a decision's neighbours, too few to tell it apart. 10 against 0,
-    memory alone, five TextWorldExpress games, 6 seeds: test 0.16 -> 0.22 on average (higher on
-    four, equal on coin), last window equal (coin lower). 0 disables it."""
+    handful of returns among a decision's neighbours, too few to tell it apart. 0 disables it."""
     loop_penalty: float = 1.0
     """Lowers ``Q(s, a)`` by this many reward units (``ReturnConfig.reward_unit``) for every time
     ``a`` led back to an already visited state from this state in the current episode. Returns

@@ -32,6 +32,8 @@ def estimate(
       giving the candidate's kind, ``Q`` is shrunk towards ``V(s) + offset``: ``(W Q +
       kind_prior (V + offset)) / (W + kind_prior)``, with ``W`` the candidate's similarity-weighted
       evidence (``action_prior`` for an untried one, the weight of its optimism).
+    - With ``action_exclusive``, a neighbour's action that is itself among ``candidates``
+      stands in for no other candidate: offered side by side, they are alternatives.
     - ``n(s, a)``: the number of neighbours whose action matches ``a``.
     - ``Q(s, a)`` is lowered by ``loop_penalty * looped[a]``: ``looped`` counts the times ``a``
       looped from this state in the current episode, in reward units.
@@ -52,7 +54,11 @@ def estimate(
     base = v if config.unseen_floor is None else max(v, config.unseen_floor)
     optimism = base + config.alpha / (1.0 + size)
     kinds = _kind_values(neighbours, config.action_prior, optimism) if config.kind_backoff else {}
-    ctx = _Context(config, by_action, v, size, optimism, kinds, kind_offsets or {})
+    stand_ins = by_action
+    if config.action_exclusive:  # an offered action keeps its evidence to itself
+        offered = set(candidates)
+        stand_ins = {a: group for a, group in by_action.items() if a not in offered}
+    ctx = _Context(config, by_action, stand_ins, v, size, optimism, kinds, kind_offsets or {})
     q: list[float] = []
     counts: list[int] = []
     for action in candidates:
@@ -73,6 +79,9 @@ class _Context:
 
     config: ValueConfig
     by_action: Mapping[str, list[Neighbour]]
+    stand_ins: Mapping[str, list[Neighbour]]
+    """The neighbours' actions that may stand in for a similar candidate (``action_exclusive``:
+    those not offered themselves)."""
     v: float
     size: int
     optimism: float
@@ -86,7 +95,7 @@ def _candidate_value(action: str, ctx: _Context) -> tuple[float, int]:
     """``Q(s, action)`` before the loop penalty, and ``n(s, action)``."""
     config = ctx.config
     exact = ctx.by_action.get(action, [])
-    similar = _similar(action, ctx.by_action, config)
+    similar = _similar(action, ctx.stand_ins, config)
     count = len(exact) + sum(len(group) for group, _ in similar)
     kind = action_kind(action)
     unseen_q = ctx.kinds.get(kind, ctx.optimism)
