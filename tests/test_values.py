@@ -152,8 +152,11 @@ def test_an_offered_action_keeps_its_evidence_to_itself_when_exclusive() -> None
     """Side by side, "put oil in shelf" and "put oil in chair" are alternatives; in another
     instance, where only one of them is offered, the other still stands in for it."""
     seen = [nb("put oil in shelf", 1.0), nb("move north", 0.0)]
-    cfg = ValueConfig(alpha=0.0, unseen_floor=None, kind_backoff=False, kind_prior=0.0)
+    cfg = ValueConfig(
+        alpha=0.0, unseen_floor=None, kind_backoff=False, kind_prior=0.0, action_exclusive=False
+    )
     exclusive = replace(cfg, action_exclusive=True)
+    assert ValueConfig().action_exclusive  # the default
     both = ["put oil in shelf", "put oil in chair"]
     pooled, alone = estimate(seen, both, cfg), estimate(seen, both, exclusive)
     assert pooled.counts == (1, 1) and pooled.q[1] > pooled.v  # the chair borrows the shelf's

@@ -189,7 +189,7 @@ class ValueConfig:
     """With ``words``, only actions of the same kind (the same first word) correspond:
     "close door to south" shares three words of four with "open door to south" but says
     nothing about it. ``False`` lets any two actions correspond by their words."""
-    action_exclusive: bool = False
+    action_exclusive: bool = True
     """With ``words``, a neighbour's action stands in for another candidate only where it is
     not itself a candidate: offered side by side, "put oil in shelf" and "put oil in chair"
     are alternatives, and what one did says nothing of the other."""
