@@ -7,6 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from jitrl.agents import LLMAgent
+from jitrl.agents.baselines import RandomAgent
 from jitrl.llm.base import Prompt
 from jitrl.llm.scripted import ScriptedModel
 from jitrl.method.config import JitRLConfig, PolicyConfig, ReturnConfig
@@ -218,29 +220,39 @@ def _leads(folder) -> list[str | None]:
         return [r.lead for r in writer.results]
 
 
-def test_a_resumed_run_leads_its_episodes_as_the_uninterrupted_one(tmp_path) -> None:
+def test_a_resumed_run_rebuilds_the_window_of_the_uninterrupted_one(tmp_path) -> None:
     """The window lives in the process; a resumed run rebuilds it from its folder."""
     model = ScriptedModel({"wait": -1.0, "go right": -3.0, "go left": -3.0, "jump": -6.0})
-
-    def play(folder, store, episodes: int, *, resume: bool = True) -> None:
-        agent = build_agent("jitrl", model, store)
-        with RunWriter(folder, {}) as writer:
-            if resume:
-                catch_up(agent, writer)
-            run_episodes(ChainEnv(max_steps=6), agent, writer, episodes=episodes, seed=1)
-
-    play(tmp_path / "whole", ListStore(), 10)
     store = ListStore()
-    play(tmp_path / "cut", store, 4)
-    play(tmp_path / "cut", store, 6)
-    whole = _leads(tmp_path / "whole")
-    assert whole == _leads(tmp_path / "cut")
-    assert whole[:2] == ["model", "memory"] and whole[5] == "model"
-    store = ListStore()
-    play(tmp_path / "forgot", store, 4)
-    play(tmp_path / "forgot", store, 6, resume=False)  # without catching up: tried afresh
-    assert _leads(tmp_path / "forgot")[4:6] == ["model", "memory"]
-    assert _leads(tmp_path / "forgot") != whole
+    first = build_agent("jitrl", model, store)
+    with RunWriter(tmp_path / "run", {}) as writer:
+        run_episodes(ChainEnv(max_steps=6), first, writer, episodes=13, seed=1)
+    assert isinstance(first, LLMAgent)
+    played = first.learner.pace.window("chain")
+    assert len(played) == 10 and {lead for lead, _ in played} == {"model", "memory"}
+    assert [lead for lead, _ in played] == _leads(tmp_path / "run")[3:]
+    resumed, forgot = build_agent("jitrl", model, store), build_agent("jitrl", model, store)
+    assert isinstance(resumed, LLMAgent) and isinstance(forgot, LLMAgent)
+    with RunWriter(tmp_path / "run", {}) as writer:
+        catch_up(resumed, writer)
+    assert resumed.learner.pace.window("chain") == played
+    assert resumed.learner.pace.choose("chain") == first.learner.pace.choose("chain")
+    assert forgot.learner.pace.window("chain") == ()  # without catching up: tried afresh
+    assert forgot.learner.pace.choose("chain") == "model"
+
+
+class _OldAgent(RandomAgent):
+    """An agent of a user's own, written before ``recall`` was part of the protocol."""
+
+    recall = None  # type: ignore[assignment]
+
+
+def test_an_agent_without_recall_resumes_as_before(tmp_path) -> None:
+    for _ in range(2):
+        with RunWriter(tmp_path / "run", {}) as writer:
+            catch_up(_OldAgent(), writer)  # type: ignore[arg-type]
+            run_episodes(ChainEnv(max_steps=3), _OldAgent(), writer, episodes=2, seed=1)  # type: ignore[arg-type]
+    assert _leads(tmp_path / "run") == ["model"] * 4
 
 
 def test_the_window_must_be_a_whole_number_of_episodes() -> None:

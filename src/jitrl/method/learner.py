@@ -214,7 +214,7 @@ class JitRL:
     def recall(self, task_id: str, lead: Lead, score: float) -> None:
         """A learning episode of ``task_id`` that an earlier process played into this run (a
         resumed run), with its lead and the sum of its rewards: the pace bandit counts it as if
-        it had been played here, so the resumed run leads as the uninterrupted one would."""
+        it had been played here, so the resumed run picks leads from the same window."""
         if not self.shared:
             self.pace.observe(task_id, lead, score)
 

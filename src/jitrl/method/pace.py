@@ -101,6 +101,10 @@ class PaceBandit:
         window = self._history.setdefault(task_id, deque(maxlen=self.config.pace_window))
         window.append((lead, float(value)))
 
+    def window(self, task_id: str) -> tuple[tuple[Lead, float], ...]:
+        """The window's episodes of ``task_id``, oldest first: who led each and its score."""
+        return tuple(self._history.get(task_id, ()))
+
     def played(self, task_id: str) -> dict[Lead, int]:
         """How many of the window's episodes each lead played."""
         window = self._history.get(task_id, ())

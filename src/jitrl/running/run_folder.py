@@ -229,10 +229,15 @@ class RunWriter:
 
 def catch_up(agent: Agent, writer: RunWriter) -> None:
     """Tell a freshly built agent about the learning episodes that earlier processes played
-    into this folder, in order (a resumed run leads its episodes as the uninterrupted one)."""
+    into this folder, in order (a resumed run picks leads from the uninterrupted run's window).
+    An agent of your own written before :meth:`~jitrl.agents.base.Agent.recall` existed is
+    told nothing."""
+    recall = getattr(agent, "recall", None)
+    if recall is None:
+        return
     for result in writer.results:
         if result.phase == "train" and result.lead in LEADS:
-            agent.recall(result.task_id, cast(Lead, result.lead), result.reward)
+            recall(result.task_id, cast(Lead, result.lead), result.reward)
 
 
 def run_episodes(
