@@ -215,7 +215,7 @@ class JitRL:
         """A learning episode of ``task_id`` that an earlier process played into this run (a
         resumed run), with its lead and the sum of its rewards: the pace bandit counts it as if
         it had been played here, so the resumed run picks leads from the same window."""
-        if not self.shared:
+        if self.paced:
             self.pace.observe(task_id, lead, score)
 
     def episode(

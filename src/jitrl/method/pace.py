@@ -21,8 +21,8 @@ forgets old episodes because memory improves under both leads, so an old score s
 a lead now. Both leads' episodes go into the same memory. An episode's value is the sum of
 its rewards, the environment's own score of it: no penalties, whose size in reward units
 changes as the task's unit is learnt, so that early episodes would be judged on another scale
-than later ones. A test episode (memory frozen)
-plays the lead with the best mean in the window, without exploration, and is not counted.
+than later ones. A test episode (memory frozen) plays the lead with the best mean in the
+window, without exploration, and is not counted.
 
 The learner counts an episode once it is stored (``Episode.finish``). The window lives in the
 learner's process; a resumed run rebuilds it from its folder
