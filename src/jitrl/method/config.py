@@ -35,17 +35,14 @@ class ReturnConfig:
     """How step rewards become discounted returns when an episode ends."""
 
     gamma: float = 0.9
-    """Discount factor in ``G_t = sum_u gamma^(u-t) r_u``. The public implementation uses 0.5;
-    with it credit fades within a few steps and the path to a reward is not reproduced
-    (zork1/detective sweep in ``BENCHMARKS.md``), so the default is 0.9."""
+    """Discount factor in ``G_t = sum_u gamma^(u-t) r_u``. The public implementation's 0.5
+    fades credit within a few steps (zork1/detective sweep in ``BENCHMARKS.md``)."""
     terminal_penalty: float = 1.0
     """Subtracted from the last step's reward when the episode ends in failure (death, loss),
     in reward units (``reward_unit``)."""
     revisit_penalty: float = 0.1
-    """Subtracted from a step's reward when it leads back to a state already visited in the
-    same episode (same exact key, or same text when there is no key), in reward units. Without
-    it a loop earns the same return (0) as real progress and memory cannot tell them apart; 0
-    disables it."""
+    """Subtracted, in reward units, from a step's reward when it leads back to a state visited
+    in the same episode. Without it a loop earns the return of progress (0); 0 disables it."""
     td_lambda: float = 1.0
     """How much of a step's return is what actually followed, against memory's value of the
     next state: ``G_t = r_t + gamma ((1 - td_lambda) V(s_{t+1}) + td_lambda G_{t+1})``, with
@@ -98,9 +95,8 @@ class RetrievalConfig:
     only the current episode's working memory is searched (within-episode effects alone)."""
     working_memory: bool = True
     """Also retrieve the current episode's own earlier steps, valued by the return observed so
-    far (rewards and revisit penalties up to now; no future is invented). Memory is otherwise
-    updated only when an episode ends, so a greedy agent could repeat a loop for a whole
-    episode; with it, a loop is discouraged as soon as it closes."""
+    far (rewards and revisit penalties up to now), so a loop is discouraged as soon as it
+    closes, not only once the episode is stored."""
     index: IndexKind = "auto"
     """Candidate generation in front of the exact re-scoring (:mod:`jitrl.retrieval`).
     ``exact``: the inverted n-gram index, every state sharing an n-gram is scored (the
@@ -220,6 +216,10 @@ class ValueConfig:
     repeated in the same state leads where it led the first time, a state visited since, so
     this sees a loop one step sooner: an agent cycling through a room's doors (open, close,
     open the other) pays for each repeat at once instead of after a whole round."""
+    loop_frontier: bool = True
+    """Do not count as a loop an action that leads back towards actions not yet tried in this
+    episode (:mod:`jitrl.method.frontier`): the way out of a dead end leads to a room already
+    visited, and counting it like a no-op left the agent cycling through the dead end."""
 
     def __post_init__(self) -> None:
         _check(self.alpha >= 0.0, "alpha must be >= 0")

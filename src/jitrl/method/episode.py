@@ -14,6 +14,7 @@ from typing import Protocol
 from jitrl.llm.base import LanguageModel, Prompt
 from jitrl.memory.base import ExperienceStore
 from jitrl.method.config import JitRLConfig
+from jitrl.method.frontier import Step, ways_back
 from jitrl.method.pace import Lead, PaceBandit
 from jitrl.method.reflection import TrajectoryStep, reflect
 from jitrl.method.returns import (
@@ -129,7 +130,7 @@ class Episode:
         if len(self.rewards) < len(self.decisions):
             self.rewards.append(0.0)  # the previous decision got no explicit reward
         st = as_state(state, key)
-        working, looped = self._working(st)
+        working, looped = self._working(st, candidates)
         decision = self.jit.decide(
             st,
             candidates,
@@ -144,9 +145,12 @@ class Episode:
         self.decisions.append(decision)
         return decision
 
-    def _working(self, current: State) -> tuple[list[Experience], dict[str, int]]:
+    def _working(
+        self, current: State, offered: Sequence[str]
+    ) -> tuple[list[Experience], dict[str, int]]:
         """This episode's steps so far, valued by the returns observed up to now, and the
-        actions that led back to a visited state when taken in ``current``'s state."""
+        actions that led back to a visited state when taken in ``current``'s state (less the
+        ways back towards untried actions, with ``loop_frontier``)."""
         if not self.decisions or not self.jit.uses_memory:
             return [], {}
         states = [d.state.identity for d in self.decisions] + [current.identity]
@@ -161,6 +165,10 @@ class Episode:
             for d, flag in zip(self.decisions, flags, strict=True)
             if (flag or repeats) and d.state.identity == current.identity
         )
+        if self.jit.config.values.loop_frontier:
+            steps = [Step(d.state.identity, d.candidates, d.action) for d in self.decisions]
+            for action in ways_back(steps, current.identity, offered):
+                looped.pop(action, None)
         working = [
             Experience(d.state, d.action, g, self.episode_id, t, self.task_id, r)
             for t, (d, r, g) in enumerate(zip(self.decisions, shaped, rets, strict=False))
