@@ -130,3 +130,31 @@ def test_a_sweep_variant_naming_no_setting_is_one_line(tmp_path: Path) -> None:
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "unknown setting 'calibraton_prior'" in result.stderr
     assert "did you mean 'calibration_prior'" in result.stderr
+
+
+def test_ways_back_counts_the_decisions_spent_in_a_dead_end(tmp_path: Path) -> None:
+    hall, end = ["go west", "go east"], ["look", "go east"]
+    path = [
+        ("hall", hall, "go west"),
+        ("end", end, "look"),
+        ("end", end, "go east"),
+        ("hall", hall, "go west"),
+        ("end", end, "look"),
+        ("end", end, "go east"),
+    ]
+    rows = [
+        {"episode": 0, "state": {"text": s, "key": None}, "candidates": c, "action": a}
+        for s, c, a in path
+    ]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "decisions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = importlib.util.spec_from_file_location("ways_back_under_test", BENCH / "ways_back.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    got = module.count(tmp_path)
+    # the second visit to the dead end: everything there tried, "go east" is the way back
+    assert got["decisions"] == 6
+    assert got["with_way_back"] == pytest.approx(2 / 6)  # at "look" and at "go east"
+    assert got["took_way_back"] == pytest.approx(1 / 6)
