@@ -216,7 +216,7 @@ class ValueConfig:
     repeated in the same state leads where it led the first time, a state visited since, so
     this sees a loop one step sooner: an agent cycling through a room's doors (open, close,
     open the other) pays for each repeat at once instead of after a whole round."""
-    loop_frontier: bool = True
+    loop_frontier: bool = False
     """Do not count as a loop an action that leads back towards actions not yet tried in this
     episode (:mod:`jitrl.method.frontier`): the way out of a dead end leads to a room already
     visited, and counting it like a no-op left the agent cycling through the dead end."""
