@@ -27,8 +27,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from jitrl.fileio import atomic_write_text
+from jitrl.fileio import atomic_write_text, read_jsonl
 from jitrl.method.frontier import Step, ways_back
+from jitrl.method.types import State
 
 REPO = Path(__file__).resolve().parents[1]
 log = logging.getLogger("ways_back")
@@ -42,14 +43,12 @@ def count(folder: Path) -> dict[str, Any]:
         raise SystemExit(f"no decisions.jsonl under {folder}")
     for path in files:
         episodes: dict[int, list[dict[str, Any]]] = {}
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                row = json.loads(line)
-                episodes.setdefault(row["episode"], []).append(row)
+        for _, row in read_jsonl(path):
+            episodes.setdefault(row["episode"], []).append(row)
         for rows in episodes.values():
             steps: list[Step] = []
             for row in rows:
-                state = row["state"].get("key") or row["state"]["text"]
+                state = State(**row["state"]).identity  # as the episode compares states
                 back = ways_back(steps, state, row["candidates"])
                 decisions += 1
                 stuck += bool(back)

@@ -21,7 +21,7 @@ actions (valued by the optimism of the untried, ``ValueConfig.alpha``) come firs
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 
 
@@ -32,6 +32,12 @@ class Step:
     state: Hashable
     candidates: Sequence[str]
     action: str
+
+
+def _moves(steps: Sequence[Step], current: Hashable) -> Iterator[tuple[Step, Hashable]]:
+    """Each step with the state it led to (the next step's, the last one's ``current``)."""
+    for t, step in enumerate(steps):
+        yield step, steps[t + 1].state if t + 1 < len(steps) else current
 
 
 def distances(
@@ -48,11 +54,10 @@ def distances(
     offers: dict[Hashable, set[str]] = {}
     taken: dict[Hashable, set[str]] = {}
     into: dict[Hashable, set[Hashable]] = {}  # state -> the states with a known step into it
-    states = [s.state for s in steps] + [current]
-    for t, step in enumerate(steps):
+    for step, dest in _moves(steps, current):
         offers[step.state] = set(step.candidates)  # the latest offer in that state
         taken.setdefault(step.state, set()).add(step.action)
-        into.setdefault(states[t + 1], set()).add(step.state)
+        into.setdefault(dest, set()).add(step.state)
     offers[current] = set(offered)
     frontier = [s for s, acts in offers.items() if acts - taken.get(s, set())]
     dist: dict[Hashable, int] = dict.fromkeys(frontier, 0)
@@ -74,14 +79,10 @@ def ways_back(steps: Sequence[Step], current: Hashable, offered: Sequence[str]) 
     here = dist.get(current)
     if here is None or here == 0:
         return set()
-    states = [s.state for s in steps] + [current]
-    result: dict[str, Hashable] = {}
-    for t, step in enumerate(steps):
-        if step.state == current:
-            result[step.action] = states[t + 1]  # where it led the last time
+    led = {step.action: dest for step, dest in _moves(steps, current) if step.state == current}
     return {
         action
-        for action, dest in result.items()
+        for action, dest in led.items()  # where it led the last time
         if dest != current and dist.get(dest, here) < here and action in offered
     }
 
